@@ -1,0 +1,29 @@
+#!/usr/bin/env python3
+"""Writes frames of a video as numbered JPEGs, for `vigil import`.
+
+usage: extract-frames.py VIDEO OUT_DIR [--start N] [--count N] [--quality Q]
+"""
+import argparse
+import pathlib
+
+import cv2
+
+ap = argparse.ArgumentParser()
+ap.add_argument("video")
+ap.add_argument("out")
+ap.add_argument("--start", type=int, default=0)
+ap.add_argument("--count", type=int, default=100)
+ap.add_argument("--quality", type=int, default=90)
+a = ap.parse_args()
+out = pathlib.Path(a.out)
+out.mkdir(parents=True, exist_ok=True)
+cap = cv2.VideoCapture(a.video)
+cap.set(cv2.CAP_PROP_POS_FRAMES, a.start)
+n = 0
+while n < a.count:
+    ok, frame = cap.read()
+    if not ok:
+        break
+    cv2.imwrite(str(out / f"frame_{a.start + n:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, a.quality])
+    n += 1
+print(f"{n} frames -> {out}")

@@ -1,0 +1,190 @@
+//! The preview node: draws the latest tracks onto camera frames and serves them as an MJPEG
+//! stream on 127.0.0.1. It takes frames straight from the camera and overlays whatever tracks
+//! it has, so it never waits for inference; it renders only while someone is watching.
+//!
+//! - `GET /` a page showing the stream
+//! - `GET /stream` `multipart/x-mixed-replace` MJPEG
+//! - `GET /frame.jpg` the latest rendered frame
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
+
+use dora_node_api::{DoraNode, Event, EventStream};
+use eyre::WrapErr;
+use vigil_msg::config::{ConfigError, Lookup};
+use vigil_msg::{decode_frame, decode_result};
+use vigil_track::Track;
+use vigil_vision::{JpegCodec, Overlay, RgbImage, draw_overlay};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub port: u16,
+    pub labels: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn from_lookup(l: &impl Lookup) -> Result<Self, ConfigError> {
+        Ok(Self { port: l.parse_or("VIGIL_PREVIEW_PORT", 8090u16)?, labels: l.get("VIGIL_LABELS").filter(|v| !v.is_empty()).map(PathBuf::from) })
+    }
+}
+
+/// The latest rendered frame, shared with the HTTP threads.
+#[derive(Debug, Default)]
+struct Latest {
+    generation: u64,
+    jpeg: Arc<Vec<u8>>,
+    watchers: usize,
+}
+
+type Shared = Arc<(Mutex<Latest>, Condvar)>;
+
+const PALETTE: [[u8; 3]; 8] =
+    [[255, 64, 64], [64, 200, 64], [64, 128, 255], [255, 200, 0], [255, 0, 255], [0, 220, 220], [255, 128, 0], [160, 100, 255]];
+
+/// The overlay for a set of tracks: colour by class, caption `id label`.
+#[must_use]
+pub fn overlays(tracks: &[Track], labels: &[String]) -> Vec<Overlay> {
+    tracks
+        .iter()
+        .map(|t| Overlay {
+            bbox: t.bbox,
+            color: PALETTE[t.class as usize % PALETTE.len()],
+            label: format!("{} {}", t.id, labels.get(t.class as usize).map_or_else(|| t.class.to_string(), Clone::clone)),
+        })
+        .collect()
+}
+
+pub fn main() -> eyre::Result<()> {
+    let cfg = Config::from_lookup(&vigil_msg::config::env_lookup())?;
+    let labels = match &cfg.labels {
+        Some(p) => std::fs::read_to_string(p).wrap_err_with(|| format!("reading labels {}", p.display()))?.lines().map(str::to_owned).collect(),
+        None => Vec::new(),
+    };
+    let server = tiny_http::Server::http(("127.0.0.1", cfg.port)).map_err(|e| eyre::eyre!("preview: binding 127.0.0.1:{}: {e}", cfg.port))?;
+    tracing::info!("preview at http://127.0.0.1:{}/", cfg.port);
+    let shared: Shared = Arc::default();
+    let http_shared = shared.clone();
+    std::thread::spawn(move || serve(&server, &http_shared));
+    let (node, events) = DoraNode::init_from_env().wrap_err("preview: connecting to dora")?;
+    run(&labels, &shared, node, events)
+}
+
+fn run(labels: &[String], shared: &Shared, _node: DoraNode, mut events: EventStream) -> eyre::Result<()> {
+    let mut codec = JpegCodec::new(80)?;
+    let mut tracks: Vec<Track> = Vec::new();
+    let mut img = RgbImage::default();
+    let (mut rendered, mut corrupt) = (0u64, 0u64);
+    while let Some(event) = events.recv() {
+        let Event::Input { id, metadata, data } = event else {
+            if matches!(event, Event::Stop(_)) {
+                break;
+            }
+            continue;
+        };
+        let array = data.as_array().as_ref();
+        match id.as_str() {
+            "result" => {
+                if let Ok(t) = decode_result(&metadata.parameters, array) {
+                    tracks = t.tracks;
+                }
+            }
+            "frame" => {
+                let watched = shared.0.lock().unwrap_or_else(PoisonError::into_inner).watchers > 0;
+                let Ok(frame) = decode_frame(&metadata.parameters, array) else { continue };
+                if !watched {
+                    continue;
+                }
+                if let Err(e) = codec.decode_into(frame.jpeg, &mut img) {
+                    corrupt += 1;
+                    tracing::warn!(seq = frame.header.seq, error = %e, corrupt, "preview: frame not shown");
+                    continue;
+                }
+                draw_overlay(&mut img, &overlays(&tracks, labels));
+                let jpeg = codec.encode(&img)?;
+                let mut latest = shared.0.lock().unwrap_or_else(PoisonError::into_inner);
+                latest.generation += 1;
+                latest.jpeg = Arc::new(jpeg);
+                rendered += 1;
+                shared.1.notify_all();
+            }
+            _ => {}
+        }
+    }
+    tracing::info!(rendered, corrupt, "preview finished");
+    Ok(())
+}
+
+const PAGE: &str = "<!doctype html><title>vigil preview</title><body style=\"margin:0;background:#111\">\
+<img src=\"/stream\" style=\"max-width:100%\" alt=\"vigil preview\"></body>";
+
+fn serve(server: &tiny_http::Server, shared: &Shared) {
+    for request in server.incoming_requests() {
+        let url = request.url().to_owned();
+        let result = match url.as_str() {
+            "/" => request.respond(tiny_http::Response::from_string(PAGE).with_header(header("Content-Type", "text/html"))),
+            "/frame.jpg" => {
+                let jpeg = shared.0.lock().unwrap_or_else(PoisonError::into_inner).jpeg.clone();
+                request.respond(tiny_http::Response::from_data(jpeg.to_vec()).with_header(header("Content-Type", "image/jpeg")))
+            }
+            "/stream" => {
+                let shared = shared.clone();
+                std::thread::spawn(move || stream(request, &shared));
+                Ok(())
+            }
+            _ => request.respond(tiny_http::Response::from_string("not found").with_status_code(404)),
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, url, "preview: client went away");
+        }
+    }
+}
+
+fn header(name: &str, value: &str) -> tiny_http::Header {
+    tiny_http::Header { field: name.parse().unwrap_or_else(|()| unreachable!("static header name")), value: value.parse().unwrap_or_default() }
+}
+
+fn stream(request: tiny_http::Request, shared: &Shared) {
+    let (lock, cvar) = &**shared;
+    lock.lock().unwrap_or_else(PoisonError::into_inner).watchers += 1;
+    let mut w = request.into_writer();
+    let mut seen = 0u64;
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=vigilframe\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
+    let mut ok = w.write_all(head.as_bytes()).is_ok();
+    while ok {
+        let jpeg = {
+            let mut latest = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            while latest.generation == seen {
+                let (l, timeout) = cvar.wait_timeout(latest, Duration::from_secs(5)).unwrap_or_else(PoisonError::into_inner);
+                latest = l;
+                if timeout.timed_out() {
+                    break;
+                }
+            }
+            seen = latest.generation;
+            latest.jpeg.clone()
+        };
+        if jpeg.is_empty() {
+            continue;
+        }
+        let part = format!("--vigilframe\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", jpeg.len());
+        ok = w.write_all(part.as_bytes()).and_then(|()| w.write_all(&jpeg)).and_then(|()| w.write_all(b"\r\n")).and_then(|()| w.flush()).is_ok();
+    }
+    lock.lock().unwrap_or_else(PoisonError::into_inner).watchers -= 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_detect::BBox;
+
+    #[test]
+    fn overlays_caption_id_and_label() {
+        let t = Track { id: 12, class: 0, score: 0.9, bbox: BBox::new(0.0, 0.0, 5.0, 5.0), hits: 1, misses: 0 };
+        let o = overlays(&[t], &["person".to_owned()]);
+        assert_eq!(o[0].label, "12 person");
+        let unlabeled = overlays(&[Track { class: 9, ..t }], &[]);
+        assert_eq!(unlabeled[0].label, "12 9");
+    }
+}

@@ -1,0 +1,303 @@
+//! `vigil replay`: the device dataflow (dataflow.yml, built in) with the replay node in place
+//! of the camera and a sink at the end, run by the real dora runtime.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use eyre::{WrapErr, bail, eyre};
+use serde_yaml::{Mapping, Value};
+use vigil_infer::{Backend, OrtBackend, OrtConfig};
+
+use crate::settings::Settings;
+
+/// The device dataflow, as shipped.
+pub const DEVICE_DATAFLOW: &str = include_str!("../dataflow.yml");
+
+/// Frames in flight during a lock-step replay; every queue is sized above it, so none drops.
+const WINDOW: usize = 4;
+
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    pub realtime: bool,
+    pub preview: Option<u16>,
+    pub workdir: Option<PathBuf>,
+}
+
+/// The default model, relative to the project folder.
+const DEFAULT_MODEL: &str = "models/centernet_mb3_coco.onnx";
+
+/// Settings from `--config`, else from `--model` (and its sidecar), else the default model;
+/// then the network input size and layout are read from the model where not set.
+pub fn resolve_settings(model: Option<&Path>, config: Option<&Path>) -> eyre::Result<Settings> {
+    let mut s = match (config, model) {
+        (Some(c), m) => {
+            let mut s = Settings::load(c)?;
+            if let Some(m) = m {
+                s.model.path = m.to_owned();
+            }
+            s
+        }
+        (None, Some(m)) => Settings::for_model(m)?,
+        (None, None) => Settings::for_model(&default_model()?)?,
+    };
+    if s.model.path.as_os_str().is_empty() {
+        bail!("no model: give --model or set model.path in the config");
+    }
+    s.model.path = std::path::absolute(&s.model.path)?;
+    s.model.labels = s.model.labels.map(std::path::absolute).transpose()?;
+    let p = &mut s.preprocess;
+    if p.net_w.is_none() || p.net_h.is_none() || p.layout.is_none() {
+        let backend = OrtBackend::load(&OrtConfig { model: s.model.path.clone(), provider: vigil_infer::Provider::Cpu, threads: 1, library: None })?;
+        let input = backend.input();
+        let (w, h) = input.size.ok_or_else(|| eyre!("{}: dynamic input size; set preprocess.net_w and net_h", s.model.path.display()))?;
+        p.net_w.get_or_insert(w);
+        p.net_h.get_or_insert(h);
+        p.layout.get_or_insert_with(|| input.layout.as_str().to_owned());
+    }
+    Ok(s)
+}
+
+/// The default model: in the working folder, or in the project the binary was built in.
+fn default_model() -> eyre::Result<PathBuf> {
+    let mut candidates = vec![PathBuf::from(DEFAULT_MODEL)];
+    if let Ok(exe) = std::env::current_exe() {
+        candidates.extend(exe.ancestors().skip(1).take(3).map(|d| d.join(DEFAULT_MODEL)));
+    }
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| eyre!("default model {DEFAULT_MODEL} not found; pass --model"))
+}
+
+fn key(s: &str) -> Value {
+    Value::String(s.to_owned())
+}
+
+/// Builds the replay dataflow from the device one.
+pub fn replay_dataflow(
+    device: &str,
+    exe: &Path,
+    recording: &Path,
+    output: &Path,
+    settings: &Settings,
+    opts: &ReplayOptions,
+) -> eyre::Result<String> {
+    let mut doc: Value = serde_yaml::from_str(device).wrap_err("parsing the built-in dataflow")?;
+    let env = settings.node_env();
+    let nodes = doc.get_mut("nodes").and_then(Value::as_sequence_mut).ok_or_else(|| eyre!("dataflow has no nodes"))?;
+    let queue = (WINDOW * 2) as u64;
+    nodes.retain(|n| opts.preview.is_some() || n.get("id").and_then(Value::as_str) != Some("preview"));
+    for node in nodes.iter_mut() {
+        let node = node.as_mapping_mut().ok_or_else(|| eyre!("dataflow node is not a mapping"))?;
+        let id = node.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        node.insert(key("path"), key(&exe.display().to_string()));
+        if id == "camera" {
+            // The replay node takes the camera's place, under the camera's id.
+            node.insert(key("args"), key("node replay"));
+            let mut e = Mapping::new();
+            e.insert(key("VIGIL_RECORDING"), key(&recording.display().to_string()));
+            e.insert(key("VIGIL_MODE"), key(if opts.realtime { "realtime" } else { "lockstep" }));
+            e.insert(key("VIGIL_WINDOW"), key(&WINDOW.to_string()));
+            node.insert(key("env"), Value::Mapping(e));
+            if !opts.realtime {
+                let mut inputs = Mapping::new();
+                inputs.insert(key("ack"), key("sink/ack"));
+                node.insert(key("inputs"), Value::Mapping(inputs));
+            }
+            continue;
+        }
+        let node_env = node.entry(key("env")).or_insert_with(|| Value::Mapping(Mapping::new()));
+        if let (Some(e), Some(overrides)) = (node_env.as_mapping_mut(), env.get(id.as_str())) {
+            for (k, v) in overrides {
+                e.insert(key(k), key(v));
+            }
+            if id == "track" {
+                e.insert(key("VIGIL_ORDER"), key(if opts.realtime { "live" } else { "strict" }));
+            }
+            if id == "preview" {
+                e.insert(key("VIGIL_PREVIEW_PORT"), key(&opts.preview.unwrap_or_default().to_string()));
+            }
+        }
+        // Lock-step keeps at most WINDOW frames in the pipeline, so these queues never drop.
+        if let Some(inputs) = node.get_mut("inputs").and_then(Value::as_mapping_mut)
+            && id != "preview"
+        {
+            for (_, input) in inputs.iter_mut() {
+                let source = match input {
+                    Value::String(s) => s.clone(),
+                    Value::Mapping(m) => m.get("source").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                    _ => continue,
+                };
+                let mut m = Mapping::new();
+                m.insert(key("source"), key(&source));
+                m.insert(key("queue_size"), Value::Number(queue.into()));
+                *input = Value::Mapping(m);
+            }
+        }
+    }
+    let sink: Value = serde_yaml::from_str(&format!(
+        "id: sink\npath: {exe}\nargs: node sink\ninputs:\n  result: {{source: track/result, queue_size: {queue}}}\n  tick: dora/timer/millis/500\noutputs: [ack]\n",
+        exe = serde_yaml::to_string(&exe.display().to_string())?.trim(),
+    ))?;
+    let mut sink = sink;
+    if let Some(m) = sink.as_mapping_mut() {
+        let mut e = Mapping::new();
+        e.insert(key("VIGIL_OUT"), key(&output.display().to_string()));
+        for (k, v) in env.get("sink").into_iter().flatten() {
+            e.insert(key(k), key(v));
+        }
+        m.insert(key("env"), Value::Mapping(e));
+    }
+    nodes.push(sink);
+    Ok(serde_yaml::to_string(&doc)?)
+}
+
+/// Runs the replay and returns how many frames were written.
+pub fn replay(recording: &Path, output: &Path, settings: &Settings, opts: &ReplayOptions) -> eyre::Result<u64> {
+    let recording = std::path::absolute(recording)?;
+    let rec = vigil_record::Recording::open(&recording)?;
+    let output = std::path::absolute(output)?;
+    let exe = std::env::current_exe().wrap_err("finding the vigil binary")?;
+    let tmp;
+    let workdir = match &opts.workdir {
+        Some(w) => {
+            std::fs::create_dir_all(w)?;
+            std::path::absolute(w)?
+        }
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_owned()
+        }
+    };
+    let yaml = replay_dataflow(DEVICE_DATAFLOW, &exe, &recording, &output, settings, opts)?;
+    let flow = workdir.join("replay.yml");
+    std::fs::write(&flow, yaml)?;
+    if let Some(port) = opts.preview {
+        eprintln!("preview: http://127.0.0.1:{port}/");
+    }
+    let mut child = Command::new("dora")
+        .args(["run", "--log-level", "warn"])
+        .arg(&flow)
+        .current_dir(&workdir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .wrap_err("starting `dora run` (is the dora CLI installed? run the setup command)")?;
+    let log = collect(child.stdout.take(), child.stderr.take());
+    let bar = indicatif::ProgressBar::new(rec.frames.len() as u64);
+    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} frames {per_sec} {eta}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        bar.set_position(count_lines(&output));
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    bar.finish_and_clear();
+    let log = log.join().unwrap_or_default();
+    let lines = count_lines(&output);
+    let failed = log.iter().any(|l| l.contains("failed") || l.contains("ERROR"));
+    if !status.success() || failed {
+        let tail: Vec<&String> = log.iter().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+        bail!(
+            "the dataflow failed ({status}); {lines} of {} frames written. dora said:\n{}",
+            rec.frames.len(),
+            tail.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+        );
+    }
+    if !opts.realtime && lines != rec.frames.len() as u64 {
+        bail!("lock-step replay wrote {lines} lines for {} frames", rec.frames.len());
+    }
+    Ok(lines)
+}
+
+fn count_lines(path: &Path) -> u64 {
+    std::fs::File::open(path).map_or(0, |f| std::io::BufReader::new(f).lines().count() as u64)
+}
+
+/// Gathers the child's output lines on background threads.
+fn collect(
+    stdout: Option<std::process::ChildStdout>,
+    stderr: Option<std::process::ChildStderr>,
+) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let err = stderr.map(|e| std::thread::spawn(move || std::io::BufReader::new(e).lines().map_while(Result::ok).collect::<Vec<_>>()));
+        let mut lines: Vec<String> = stdout.map(|o| std::io::BufReader::new(o).lines().map_while(Result::ok).collect()).unwrap_or_default();
+        if let Some(e) = err {
+            lines.extend(e.join().unwrap_or_default());
+        }
+        lines
+    })
+}
+
+/// Checks that every input names a declared output of another node, and every node runs a
+/// known `vigil node` name; returns the node ids.
+#[cfg(test)]
+pub fn check_dataflow(yaml: &str) -> eyre::Result<Vec<String>> {
+    let doc: Value = serde_yaml::from_str(yaml)?;
+    let nodes = doc.get("nodes").and_then(Value::as_sequence).ok_or_else(|| eyre!("no nodes"))?;
+    let mut outputs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for n in nodes {
+        let id = n.get("id").and_then(Value::as_str).ok_or_else(|| eyre!("node without id"))?;
+        let outs = n.get("outputs").and_then(Value::as_sequence).map(|s| s.iter().filter_map(Value::as_str).map(str::to_owned).collect()).unwrap_or_default();
+        if outputs.insert(id.to_owned(), outs).is_some() {
+            bail!("node id `{id}` declared twice");
+        }
+    }
+    for n in nodes {
+        let id = n.get("id").and_then(Value::as_str).unwrap_or_default();
+        let args = n.get("args").and_then(Value::as_str).unwrap_or_default();
+        let known = ["camera", "replay", "preprocess", "infer", "track", "preview", "sink"];
+        if !args.strip_prefix("node ").is_some_and(|name| known.contains(&name)) {
+            bail!("node `{id}` runs `{args}`, not a vigil node");
+        }
+        for (name, input) in n.get("inputs").and_then(Value::as_mapping).into_iter().flatten() {
+            let source = match input {
+                Value::String(s) => s.as_str(),
+                other => other.get("source").and_then(Value::as_str).unwrap_or_default(),
+            };
+            if source.starts_with("dora/timer/") {
+                continue;
+            }
+            let (from, out) = source.split_once('/').ok_or_else(|| eyre!("node `{id}` input {name:?}: bad source `{source}`"))?;
+            if !outputs.get(from).is_some_and(|o| o.iter().any(|x| x == out)) {
+                bail!("node `{id}` input {name:?} reads `{source}`, which no node declares");
+            }
+        }
+    }
+    Ok(outputs.into_keys().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn device_dataflow_is_consistent() {
+        let ids = check_dataflow(DEVICE_DATAFLOW).expect("consistent");
+        assert_eq!(ids, ["camera", "infer", "preprocess", "preview", "track"]);
+        let doc: Value = serde_yaml::from_str(DEVICE_DATAFLOW).expect("yaml");
+        for n in doc["nodes"].as_sequence().expect("nodes") {
+            assert_eq!(n["path"].as_str(), Some("target/release/vigil"), "every node runs the one built binary");
+        }
+        assert!(check_dataflow("nodes:\n  - id: a\n    args: node track\n    inputs:\n      x: b/y\n").is_err());
+    }
+
+    #[test]
+    fn replay_dataflow_swaps_camera_for_replay_and_adds_the_sink() {
+        let mut s = Settings::default();
+        s.model.path = PathBuf::from("/m.onnx");
+        let yaml = replay_dataflow(DEVICE_DATAFLOW, Path::new("/bin/vigil"), Path::new("/r.mcap"), Path::new("/o.jsonl"), &s, &ReplayOptions::default())
+            .expect("builds");
+        let ids = check_dataflow(&yaml).expect("consistent");
+        assert_eq!(ids, ["camera", "infer", "preprocess", "sink", "track"]);
+        let doc: Value = serde_yaml::from_str(&yaml).expect("yaml");
+        let camera = &doc["nodes"][0];
+        assert_eq!(camera["args"].as_str(), Some("node replay"));
+        assert_eq!(camera["inputs"]["ack"].as_str(), Some("sink/ack"));
+        let infer = doc["nodes"].as_sequence().expect("nodes").iter().find(|n| n["id"].as_str() == Some("infer")).expect("infer");
+        assert_eq!(infer["env"]["VIGIL_MODEL"].as_str(), Some("/m.onnx"));
+        assert_eq!(infer["inputs"]["tensor"]["queue_size"].as_u64(), Some(8));
+        assert_eq!(infer["restart_policy"].as_str(), Some("on-failure"));
+    }
+}

@@ -1,0 +1,152 @@
+//! `vigil`: one binary for every node of the dataflow (`vigil node <name>`, which dora starts
+//! as separate processes) and for the tools around recordings.
+
+mod dataflow;
+mod import;
+mod settings;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use eyre::WrapErr;
+use vigil_record::Recording;
+
+#[derive(Parser, Debug)]
+#[command(name = "vigil", version, about = "Edge video analytics on a dora-rs dataflow")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one node of the dataflow (dora starts these; see dataflow.yml).
+    Node { name: NodeName },
+    /// Still images (jpg, png) in file-name order → a recording.
+    Import {
+        dir: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long, default_value_t = 30.0)]
+        fps: f64,
+    },
+    /// Frames, duration, resolution, fps and size of a recording.
+    Info { recording: PathBuf },
+    /// Replay a recording through the real dataflow and write one JSON line per frame.
+    Replay {
+        recording: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The ONNX model (its `<stem>.yml` beside it, if any, sets the preprocessing).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// A vigil.yml with model, preprocessing, decoding and tracker settings.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Play at the recorded timestamps (drops allowed) instead of lock-step.
+        #[arg(long)]
+        realtime: bool,
+        /// Also serve the MJPEG preview on 127.0.0.1:PORT.
+        #[arg(long)]
+        preview: Option<u16>,
+        /// Keep the generated dataflow and dora's logs in this folder.
+        #[arg(long)]
+        workdir: Option<PathBuf>,
+    },
+    /// Record live from a V4L2 camera.
+    Record {
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long, default_value = "/dev/video0")]
+        device: PathBuf,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum NodeName {
+    Camera,
+    Replay,
+    Preprocess,
+    Infer,
+    Track,
+    Preview,
+    Sink,
+}
+
+fn main() -> eyre::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Node { name } => match name {
+            NodeName::Camera => vigil_camera::main(),
+            NodeName::Replay => vigil_replay::main(),
+            NodeName::Preprocess => vigil_preprocess::main(),
+            NodeName::Infer => vigil_infer_node::main(),
+            NodeName::Track => vigil_track_node::main(),
+            NodeName::Preview => vigil_preview::main(),
+            NodeName::Sink => vigil_sink::main(),
+        },
+        Command::Import { dir, output, fps } => {
+            let n = import::import_dir(&dir, &output, fps)?;
+            println!("{}: {n} frames", output.display());
+            Ok(())
+        }
+        Command::Info { recording } => info(&recording),
+        Command::Replay { recording, output, model, config, realtime, preview, workdir } => {
+            let settings = dataflow::resolve_settings(model.as_deref(), config.as_deref())?;
+            let opts = dataflow::ReplayOptions { realtime, preview, workdir };
+            let lines = dataflow::replay(&recording, &output, &settings, &opts)?;
+            eprintln!("{}: {lines} frames", output.display());
+            Ok(())
+        }
+        Command::Record { output, device, seconds } => record(&output, device, seconds),
+    }
+}
+
+fn info(path: &Path) -> eyre::Result<()> {
+    let rec = Recording::open(path)?;
+    let i = &rec.info;
+    println!("recording:  {}", path.display());
+    println!("frames:     {}", rec.frames.len());
+    println!("duration:   {:.3} s", rec.duration_ns() as f64 / 1e9);
+    println!("resolution: {}x{}", i.width, i.height);
+    println!("fps:        {}", i.fps);
+    println!("bytes:      {}", rec.bytes);
+    println!("camera:     {}", i.camera);
+    println!("software:   {}", i.software);
+    if rec.torn {
+        println!("torn:       yes (the writer stopped early; every complete frame is listed)");
+    }
+    Ok(())
+}
+
+fn record(output: &Path, device: PathBuf, seconds: f64) -> eyre::Result<()> {
+    let cfg = vigil_camera::Config { device, ..vigil_camera::Config::default() };
+    let mut cap = vigil_camera::Capture::open(&cfg)?;
+    let info = vigil_record::RecordingInfo {
+        camera: cfg.device.display().to_string(),
+        width: cap.width,
+        height: cap.height,
+        fps: f64::from(cfg.fps),
+        software: software(),
+    };
+    let mut w = vigil_record::RecordingWriter::create(output, &info)?;
+    let start = std::time::Instant::now();
+    while start.elapsed().as_secs_f64() < seconds {
+        let f = cap.next()?;
+        w.write_frame(&vigil_record::RecordedFrame { seq: f.seq, timestamp_ns: f.timestamp_ns, jpeg: f.jpeg.to_vec() })?;
+    }
+    let n = w.finish().wrap_err("finishing the recording")?;
+    println!("{}: {n} frames", output.display());
+    Ok(())
+}
+
+/// What recordings name as their writer.
+fn software() -> String {
+    format!("vigil {}", env!("CARGO_PKG_VERSION"))
+}

@@ -49,12 +49,23 @@ pub fn resolve_settings(model: Option<&Path>, config: Option<&Path>) -> eyre::Re
     s.model.labels = s.model.labels.map(std::path::absolute).transpose()?;
     let p = &mut s.preprocess;
     if p.net_w.is_none() || p.net_h.is_none() || p.layout.is_none() {
-        let backend = OrtBackend::load(&OrtConfig { model: s.model.path.clone(), provider: vigil_infer::Provider::Cpu, threads: 1, library: None })?;
+        let backend = OrtBackend::load(&OrtConfig {
+            model: s.model.path.clone(),
+            provider: vigil_infer::Provider::Cpu,
+            threads: 1,
+            library: None,
+        })?;
         let input = backend.input();
-        let (w, h) = input.size.ok_or_else(|| eyre!("{}: dynamic input size; set preprocess.net_w and net_h", s.model.path.display()))?;
+        let (w, h) = input.size.ok_or_else(|| {
+            eyre!(
+                "{}: dynamic input size; set preprocess.net_w and net_h",
+                s.model.path.display()
+            )
+        })?;
         p.net_w.get_or_insert(w);
         p.net_h.get_or_insert(h);
-        p.layout.get_or_insert_with(|| input.layout.as_str().to_owned());
+        p.layout
+            .get_or_insert_with(|| input.layout.as_str().to_owned());
     }
     Ok(s)
 }
@@ -63,9 +74,17 @@ pub fn resolve_settings(model: Option<&Path>, config: Option<&Path>) -> eyre::Re
 fn default_model() -> eyre::Result<PathBuf> {
     let mut candidates = vec![PathBuf::from(DEFAULT_MODEL)];
     if let Ok(exe) = std::env::current_exe() {
-        candidates.extend(exe.ancestors().skip(1).take(3).map(|d| d.join(DEFAULT_MODEL)));
+        candidates.extend(
+            exe.ancestors()
+                .skip(1)
+                .take(3)
+                .map(|d| d.join(DEFAULT_MODEL)),
+        );
     }
-    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| eyre!("default model {DEFAULT_MODEL} not found; pass --model"))
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| eyre!("default model {DEFAULT_MODEL} not found; pass --model"))
 }
 
 fn key(s: &str) -> Value {
@@ -83,19 +102,40 @@ pub fn replay_dataflow(
 ) -> eyre::Result<String> {
     let mut doc: Value = serde_yaml::from_str(device).wrap_err("parsing the built-in dataflow")?;
     let env = settings.node_env();
-    let nodes = doc.get_mut("nodes").and_then(Value::as_sequence_mut).ok_or_else(|| eyre!("dataflow has no nodes"))?;
+    let nodes = doc
+        .get_mut("nodes")
+        .and_then(Value::as_sequence_mut)
+        .ok_or_else(|| eyre!("dataflow has no nodes"))?;
     let queue = (WINDOW * 2) as u64;
-    nodes.retain(|n| opts.preview.is_some() || n.get("id").and_then(Value::as_str) != Some("preview"));
+    nodes.retain(|n| {
+        opts.preview.is_some() || n.get("id").and_then(Value::as_str) != Some("preview")
+    });
     for node in nodes.iter_mut() {
-        let node = node.as_mapping_mut().ok_or_else(|| eyre!("dataflow node is not a mapping"))?;
-        let id = node.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let node = node
+            .as_mapping_mut()
+            .ok_or_else(|| eyre!("dataflow node is not a mapping"))?;
+        let id = node
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         node.insert(key("path"), key(&exe.display().to_string()));
         if id == "camera" {
             // The replay node takes the camera's place, under the camera's id.
             node.insert(key("args"), key("node replay"));
             let mut e = Mapping::new();
-            e.insert(key("VIGIL_RECORDING"), key(&recording.display().to_string()));
-            e.insert(key("VIGIL_MODE"), key(if opts.realtime { "realtime" } else { "lockstep" }));
+            e.insert(
+                key("VIGIL_RECORDING"),
+                key(&recording.display().to_string()),
+            );
+            e.insert(
+                key("VIGIL_MODE"),
+                key(if opts.realtime {
+                    "realtime"
+                } else {
+                    "lockstep"
+                }),
+            );
             e.insert(key("VIGIL_WINDOW"), key(&WINDOW.to_string()));
             node.insert(key("env"), Value::Mapping(e));
             if !opts.realtime {
@@ -105,16 +145,24 @@ pub fn replay_dataflow(
             }
             continue;
         }
-        let node_env = node.entry(key("env")).or_insert_with(|| Value::Mapping(Mapping::new()));
+        let node_env = node
+            .entry(key("env"))
+            .or_insert_with(|| Value::Mapping(Mapping::new()));
         if let (Some(e), Some(overrides)) = (node_env.as_mapping_mut(), env.get(id.as_str())) {
             for (k, v) in overrides {
                 e.insert(key(k), key(v));
             }
             if id == "track" {
-                e.insert(key("VIGIL_ORDER"), key(if opts.realtime { "live" } else { "strict" }));
+                e.insert(
+                    key("VIGIL_ORDER"),
+                    key(if opts.realtime { "live" } else { "strict" }),
+                );
             }
             if id == "preview" {
-                e.insert(key("VIGIL_PREVIEW_PORT"), key(&opts.preview.unwrap_or_default().to_string()));
+                e.insert(
+                    key("VIGIL_PREVIEW_PORT"),
+                    key(&opts.preview.unwrap_or_default().to_string()),
+                );
             }
         }
         // Lock-step keeps at most WINDOW frames in the pipeline, so these queues never drop.
@@ -124,7 +172,11 @@ pub fn replay_dataflow(
             for (_, input) in inputs.iter_mut() {
                 let source = match input {
                     Value::String(s) => s.clone(),
-                    Value::Mapping(m) => m.get("source").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                    Value::Mapping(m) => m
+                        .get("source")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
                     _ => continue,
                 };
                 let mut m = Mapping::new();
@@ -152,7 +204,12 @@ pub fn replay_dataflow(
 }
 
 /// Runs the replay and returns how many frames were written.
-pub fn replay(recording: &Path, output: &Path, settings: &Settings, opts: &ReplayOptions) -> eyre::Result<u64> {
+pub fn replay(
+    recording: &Path,
+    output: &Path,
+    settings: &Settings,
+    opts: &ReplayOptions,
+) -> eyre::Result<u64> {
     let recording = std::path::absolute(recording)?;
     let rec = vigil_record::Recording::open(&recording)?;
     let output = std::path::absolute(output)?;
@@ -174,7 +231,7 @@ pub fn replay(recording: &Path, output: &Path, settings: &Settings, opts: &Repla
     if let Some(port) = opts.preview {
         eprintln!("preview: http://127.0.0.1:{port}/");
     }
-    let mut child = Command::new("dora")
+    let mut child = Command::new(dora_cli())
         .args(["run", "--log-level", "warn"])
         .arg(&flow)
         .current_dir(&workdir)
@@ -184,7 +241,10 @@ pub fn replay(recording: &Path, output: &Path, settings: &Settings, opts: &Repla
         .wrap_err("starting `dora run` (is the dora CLI installed? run the setup command)")?;
     let log = collect(child.stdout.take(), child.stderr.take());
     let bar = indicatif::ProgressBar::new(rec.frames.len() as u64);
-    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} frames {per_sec} {eta}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} frames {per_sec} {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
@@ -195,19 +255,56 @@ pub fn replay(recording: &Path, output: &Path, settings: &Settings, opts: &Repla
     bar.finish_and_clear();
     let log = log.join().unwrap_or_default();
     let lines = count_lines(&output);
-    let failed = log.iter().any(|l| l.contains("failed") || l.contains("ERROR"));
+    let failed = log
+        .iter()
+        .any(|l| l.contains("failed") || l.contains("ERROR"));
     if !status.success() || failed {
-        let tail: Vec<&String> = log.iter().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: Vec<&String> = log
+            .iter()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         bail!(
             "the dataflow failed ({status}); {lines} of {} frames written. dora said:\n{}",
             rec.frames.len(),
-            tail.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+            tail.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
     if !opts.realtime && lines != rec.frames.len() as u64 {
-        bail!("lock-step replay wrote {lines} lines for {} frames", rec.frames.len());
+        bail!(
+            "lock-step replay wrote {lines} lines for {} frames",
+            rec.frames.len()
+        );
     }
     Ok(lines)
+}
+
+/// The dora CLI: `VIGIL_DORA`, else the project's `.venv/bin/dora` (the setup step puts it
+/// there), else `dora` on the PATH.
+fn dora_cli() -> PathBuf {
+    if let Some(p) = std::env::var_os("VIGIL_DORA") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let roots = exe
+        .ancestors()
+        .skip(1)
+        .take(4)
+        .map(Path::to_path_buf)
+        .chain(std::env::current_dir().ok());
+    for root in roots {
+        let candidate = root.join(".venv").join("bin").join("dora");
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    PathBuf::from("dora")
 }
 
 fn count_lines(path: &Path) -> u64 {
@@ -220,8 +317,22 @@ fn collect(
     stderr: Option<std::process::ChildStderr>,
 ) -> std::thread::JoinHandle<Vec<String>> {
     std::thread::spawn(move || {
-        let err = stderr.map(|e| std::thread::spawn(move || std::io::BufReader::new(e).lines().map_while(Result::ok).collect::<Vec<_>>()));
-        let mut lines: Vec<String> = stdout.map(|o| std::io::BufReader::new(o).lines().map_while(Result::ok).collect()).unwrap_or_default();
+        let err = stderr.map(|e| {
+            std::thread::spawn(move || {
+                std::io::BufReader::new(e)
+                    .lines()
+                    .map_while(Result::ok)
+                    .collect::<Vec<_>>()
+            })
+        });
+        let mut lines: Vec<String> = stdout
+            .map(|o| {
+                std::io::BufReader::new(o)
+                    .lines()
+                    .map_while(Result::ok)
+                    .collect()
+            })
+            .unwrap_or_default();
         if let Some(e) = err {
             lines.extend(e.join().unwrap_or_default());
         }
@@ -229,48 +340,86 @@ fn collect(
     })
 }
 
-/// Checks that every input names a declared output of another node, and every node runs a
-/// known `vigil node` name; returns the node ids.
-#[cfg(test)]
-pub fn check_dataflow(yaml: &str) -> eyre::Result<Vec<String>> {
-    let doc: Value = serde_yaml::from_str(yaml)?;
-    let nodes = doc.get("nodes").and_then(Value::as_sequence).ok_or_else(|| eyre!("no nodes"))?;
-    let mut outputs: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for n in nodes {
-        let id = n.get("id").and_then(Value::as_str).ok_or_else(|| eyre!("node without id"))?;
-        let outs = n.get("outputs").and_then(Value::as_sequence).map(|s| s.iter().filter_map(Value::as_str).map(str::to_owned).collect()).unwrap_or_default();
-        if outputs.insert(id.to_owned(), outs).is_some() {
-            bail!("node id `{id}` declared twice");
-        }
-    }
-    for n in nodes {
-        let id = n.get("id").and_then(Value::as_str).unwrap_or_default();
-        let args = n.get("args").and_then(Value::as_str).unwrap_or_default();
-        let known = ["camera", "replay", "preprocess", "infer", "track", "preview", "sink"];
-        if !args.strip_prefix("node ").is_some_and(|name| known.contains(&name)) {
-            bail!("node `{id}` runs `{args}`, not a vigil node");
-        }
-        for (name, input) in n.get("inputs").and_then(Value::as_mapping).into_iter().flatten() {
-            let source = match input {
-                Value::String(s) => s.as_str(),
-                other => other.get("source").and_then(Value::as_str).unwrap_or_default(),
-            };
-            if source.starts_with("dora/timer/") {
-                continue;
-            }
-            let (from, out) = source.split_once('/').ok_or_else(|| eyre!("node `{id}` input {name:?}: bad source `{source}`"))?;
-            if !outputs.get(from).is_some_and(|o| o.iter().any(|x| x == out)) {
-                bail!("node `{id}` input {name:?} reads `{source}`, which no node declares");
-            }
-        }
-    }
-    Ok(outputs.into_keys().collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    /// Checks that every input names a declared output of another node, and every node runs a
+    /// known `vigil node` name; returns the node ids.
+    pub fn check_dataflow(yaml: &str) -> eyre::Result<Vec<String>> {
+        let doc: Value = serde_yaml::from_str(yaml)?;
+        let nodes = doc
+            .get("nodes")
+            .and_then(Value::as_sequence)
+            .ok_or_else(|| eyre!("no nodes"))?;
+        let mut outputs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for n in nodes {
+            let id = n
+                .get("id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| eyre!("node without id"))?;
+            let outs = n
+                .get("outputs")
+                .and_then(Value::as_sequence)
+                .map(|s| {
+                    s.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if outputs.insert(id.to_owned(), outs).is_some() {
+                bail!("node id `{id}` declared twice");
+            }
+        }
+        for n in nodes {
+            let id = n.get("id").and_then(Value::as_str).unwrap_or_default();
+            let args = n.get("args").and_then(Value::as_str).unwrap_or_default();
+            let known = [
+                "camera",
+                "replay",
+                "preprocess",
+                "infer",
+                "track",
+                "preview",
+                "sink",
+            ];
+            if !args
+                .strip_prefix("node ")
+                .is_some_and(|name| known.contains(&name))
+            {
+                bail!("node `{id}` runs `{args}`, not a vigil node");
+            }
+            for (name, input) in n
+                .get("inputs")
+                .and_then(Value::as_mapping)
+                .into_iter()
+                .flatten()
+            {
+                let source = match input {
+                    Value::String(s) => s.as_str(),
+                    other => other
+                        .get("source")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                };
+                if source.starts_with("dora/timer/") {
+                    continue;
+                }
+                let (from, out) = source
+                    .split_once('/')
+                    .ok_or_else(|| eyre!("node `{id}` input {name:?}: bad source `{source}`"))?;
+                if !outputs
+                    .get(from)
+                    .is_some_and(|o| o.iter().any(|x| x == out))
+                {
+                    bail!("node `{id}` input {name:?} reads `{source}`, which no node declares");
+                }
+            }
+        }
+        Ok(outputs.into_keys().collect())
+    }
 
     #[test]
     fn device_dataflow_is_consistent() {
@@ -278,24 +427,43 @@ mod tests {
         assert_eq!(ids, ["camera", "infer", "preprocess", "preview", "track"]);
         let doc: Value = serde_yaml::from_str(DEVICE_DATAFLOW).expect("yaml");
         for n in doc["nodes"].as_sequence().expect("nodes") {
-            assert_eq!(n["path"].as_str(), Some("target/release/vigil"), "every node runs the one built binary");
+            assert_eq!(
+                n["path"].as_str(),
+                Some("target/release/vigil"),
+                "every node runs the one built binary"
+            );
         }
-        assert!(check_dataflow("nodes:\n  - id: a\n    args: node track\n    inputs:\n      x: b/y\n").is_err());
+        assert!(
+            check_dataflow("nodes:\n  - id: a\n    args: node track\n    inputs:\n      x: b/y\n")
+                .is_err()
+        );
     }
 
     #[test]
     fn replay_dataflow_swaps_camera_for_replay_and_adds_the_sink() {
         let mut s = Settings::default();
         s.model.path = PathBuf::from("/m.onnx");
-        let yaml = replay_dataflow(DEVICE_DATAFLOW, Path::new("/bin/vigil"), Path::new("/r.mcap"), Path::new("/o.jsonl"), &s, &ReplayOptions::default())
-            .expect("builds");
+        let yaml = replay_dataflow(
+            DEVICE_DATAFLOW,
+            Path::new("/bin/vigil"),
+            Path::new("/r.mcap"),
+            Path::new("/o.jsonl"),
+            &s,
+            &ReplayOptions::default(),
+        )
+        .expect("builds");
         let ids = check_dataflow(&yaml).expect("consistent");
         assert_eq!(ids, ["camera", "infer", "preprocess", "sink", "track"]);
         let doc: Value = serde_yaml::from_str(&yaml).expect("yaml");
         let camera = &doc["nodes"][0];
         assert_eq!(camera["args"].as_str(), Some("node replay"));
         assert_eq!(camera["inputs"]["ack"].as_str(), Some("sink/ack"));
-        let infer = doc["nodes"].as_sequence().expect("nodes").iter().find(|n| n["id"].as_str() == Some("infer")).expect("infer");
+        let infer = doc["nodes"]
+            .as_sequence()
+            .expect("nodes")
+            .iter()
+            .find(|n| n["id"].as_str() == Some("infer"))
+            .expect("infer");
         assert_eq!(infer["env"]["VIGIL_MODEL"].as_str(), Some("/m.onnx"));
         assert_eq!(infer["inputs"]["tensor"]["queue_size"].as_u64(), Some(8));
         assert_eq!(infer["restart_policy"].as_str(), Some("on-failure"));

@@ -27,10 +27,13 @@ pub fn import_dir(dir: &Path, output: &Path, fps: f64) -> eyre::Result<u64> {
     for (i, file) in files.iter().enumerate() {
         let bytes = std::fs::read(file).wrap_err_with(|| format!("reading {}", file.display()))?;
         let (jpeg, size) = if ext(file).as_deref() == Some("png") {
-            let img = decode_png(&bytes).wrap_err_with(|| format!("decoding {}", file.display()))?;
+            let img =
+                decode_png(&bytes).wrap_err_with(|| format!("decoding {}", file.display()))?;
             (codec.encode(&img)?, (img.width, img.height))
         } else {
-            let img = codec.decode(&bytes).wrap_err_with(|| format!("decoding {}", file.display()))?;
+            let img = codec
+                .decode(&bytes)
+                .wrap_err_with(|| format!("decoding {}", file.display()))?;
             (bytes, (img.width, img.height))
         };
         let (w, first) = match &mut writer {
@@ -48,10 +51,21 @@ pub fn import_dir(dir: &Path, output: &Path, fps: f64) -> eyre::Result<u64> {
             }
         };
         if size != first {
-            bail!("{} is {}x{}, the images before it are {}x{}: one recording has one resolution", file.display(), size.0, size.1, first.0, first.1);
+            bail!(
+                "{} is {}x{}, the images before it are {}x{}: one recording has one resolution",
+                file.display(),
+                size.0,
+                size.1,
+                first.0,
+                first.1
+            );
         }
         let timestamp_ns = (i as f64 * 1e9 / fps).round() as u64;
-        w.write_frame(&RecordedFrame { seq: i as u32, timestamp_ns, jpeg })?;
+        w.write_frame(&RecordedFrame {
+            seq: i as u32,
+            timestamp_ns,
+            jpeg,
+        })?;
     }
     match writer {
         Some((w, _)) => Ok(w.finish()?),
@@ -60,7 +74,9 @@ pub fn import_dir(dir: &Path, output: &Path, fps: f64) -> eyre::Result<u64> {
 }
 
 fn ext(p: &Path) -> Option<String> {
-    p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase)
+    p.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
 }
 
 fn decode_png(bytes: &[u8]) -> eyre::Result<RgbImage> {
@@ -73,10 +89,20 @@ fn decode_png(bytes: &[u8]) -> eyre::Result<RgbImage> {
     let data = &buf[..frame.buffer_size()];
     let pixels: Vec<u8> = match frame.color_type {
         png::ColorType::Rgb => data.to_vec(),
-        png::ColorType::Rgba => data.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        png::ColorType::Rgba => data
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
         png::ColorType::Grayscale => data.iter().flat_map(|&g| [g, g, g]).collect(),
-        png::ColorType::GrayscaleAlpha => data.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0]]).collect(),
+        png::ColorType::GrayscaleAlpha => data
+            .chunks_exact(2)
+            .flat_map(|p| [p[0], p[0], p[0]])
+            .collect(),
         png::ColorType::Indexed => bail!("indexed PNG was not expanded"),
     };
-    Ok(RgbImage { width: w, height: h, pixels })
+    Ok(RgbImage {
+        width: w,
+        height: h,
+        pixels,
+    })
 }

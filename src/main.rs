@@ -12,7 +12,11 @@ use eyre::WrapErr;
 use vigil_record::Recording;
 
 #[derive(Parser, Debug)]
-#[command(name = "vigil", version, about = "Edge video analytics on a dora-rs dataflow")]
+#[command(
+    name = "vigil",
+    version,
+    about = "Edge video analytics on a dora-rs dataflow"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -77,7 +81,9 @@ enum NodeName {
 
 fn main() -> eyre::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -97,14 +103,30 @@ fn main() -> eyre::Result<()> {
             Ok(())
         }
         Command::Info { recording } => info(&recording),
-        Command::Replay { recording, output, model, config, realtime, preview, workdir } => {
+        Command::Replay {
+            recording,
+            output,
+            model,
+            config,
+            realtime,
+            preview,
+            workdir,
+        } => {
             let settings = dataflow::resolve_settings(model.as_deref(), config.as_deref())?;
-            let opts = dataflow::ReplayOptions { realtime, preview, workdir };
+            let opts = dataflow::ReplayOptions {
+                realtime,
+                preview,
+                workdir,
+            };
             let lines = dataflow::replay(&recording, &output, &settings, &opts)?;
             eprintln!("{}: {lines} frames", output.display());
             Ok(())
         }
-        Command::Record { output, device, seconds } => record(&output, device, seconds),
+        Command::Record {
+            output,
+            device,
+            seconds,
+        } => record(&output, device, seconds),
     }
 }
 
@@ -126,7 +148,10 @@ fn info(path: &Path) -> eyre::Result<()> {
 }
 
 fn record(output: &Path, device: PathBuf, seconds: f64) -> eyre::Result<()> {
-    let cfg = vigil_camera::Config { device, ..vigil_camera::Config::default() };
+    let cfg = vigil_camera::Config {
+        device,
+        ..vigil_camera::Config::default()
+    };
     let mut cap = vigil_camera::Capture::open(&cfg)?;
     let info = vigil_record::RecordingInfo {
         camera: cfg.device.display().to_string(),
@@ -139,7 +164,11 @@ fn record(output: &Path, device: PathBuf, seconds: f64) -> eyre::Result<()> {
     let start = std::time::Instant::now();
     while start.elapsed().as_secs_f64() < seconds {
         let f = cap.next()?;
-        w.write_frame(&vigil_record::RecordedFrame { seq: f.seq, timestamp_ns: f.timestamp_ns, jpeg: f.jpeg.to_vec() })?;
+        w.write_frame(&vigil_record::RecordedFrame {
+            seq: f.seq,
+            timestamp_ns: f.timestamp_ns,
+            jpeg: f.jpeg.to_vec(),
+        })?;
     }
     let n = w.finish().wrap_err("finishing the recording")?;
     println!("{}: {n} frames", output.display());

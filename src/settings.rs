@@ -31,7 +31,13 @@ pub struct ModelSettings {
 
 impl Default for ModelSettings {
     fn default() -> Self {
-        Self { path: PathBuf::new(), labels: None, provider: "cpu".into(), threads: 0, decoder: "auto".into() }
+        Self {
+            path: PathBuf::new(),
+            labels: None,
+            provider: "cpu".into(),
+            threads: 0,
+            decoder: "auto".into(),
+        }
     }
 }
 
@@ -81,7 +87,12 @@ pub struct PostprocessSettings {
 
 impl Default for PostprocessSettings {
     fn default() -> Self {
-        Self { conf_threshold: 0.25, iou_threshold: 0.45, top_k: 300, class_agnostic: false }
+        Self {
+            conf_threshold: 0.25,
+            iou_threshold: 0.45,
+            top_k: 300,
+            class_agnostic: false,
+        }
     }
 }
 
@@ -94,15 +105,20 @@ pub struct TrackerSettings {
 
 impl Default for TrackerSettings {
     fn default() -> Self {
-        Self { iou_threshold: 0.3, max_age: 30 }
+        Self {
+            iou_threshold: 0.3,
+            max_age: 30,
+        }
     }
 }
 
 impl Settings {
     /// Reads a settings file; relative paths in it become relative to its folder.
     pub fn load(path: &Path) -> eyre::Result<Self> {
-        let text = std::fs::read_to_string(path).wrap_err_with(|| format!("reading {}", path.display()))?;
-        let mut s: Self = serde_yaml::from_str(&text).wrap_err_with(|| format!("parsing {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .wrap_err_with(|| format!("reading {}", path.display()))?;
+        let mut s: Self =
+            serde_yaml::from_str(&text).wrap_err_with(|| format!("parsing {}", path.display()))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         if !s.model.path.as_os_str().is_empty() {
             s.model.path = dir.join(&s.model.path);
@@ -114,7 +130,11 @@ impl Settings {
     /// The settings for a model: its `<stem>.yml` beside it when there is one, else defaults.
     pub fn for_model(model: &Path) -> eyre::Result<Self> {
         let sidecar = model.with_extension("yml");
-        let mut s = if sidecar.is_file() { Self::load(&sidecar)? } else { Self::default() };
+        let mut s = if sidecar.is_file() {
+            Self::load(&sidecar)?
+        } else {
+            Self::default()
+        };
         s.model.path = model.to_owned();
         Ok(s)
     }
@@ -125,13 +145,23 @@ impl Settings {
         let mut pre = BTreeMap::from([
             ("VIGIL_COLOR".to_owned(), p.color.clone()),
             ("VIGIL_SCALE".to_owned(), p.scale.to_string()),
-            ("VIGIL_OFFSETS".to_owned(), p.offsets.map(|o| o.to_string()).join(";")),
+            (
+                "VIGIL_OFFSETS".to_owned(),
+                p.offsets.map(|o| o.to_string()).join(";"),
+            ),
             ("VIGIL_KEEP_ASPECT".to_owned(), p.keep_aspect.to_string()),
-            ("VIGIL_SYMMETRIC_PADDING".to_owned(), p.symmetric_padding.to_string()),
+            (
+                "VIGIL_SYMMETRIC_PADDING".to_owned(),
+                p.symmetric_padding.to_string(),
+            ),
             ("VIGIL_PAD_VALUE".to_owned(), p.pad_value.to_string()),
             ("VIGIL_INTERVAL".to_owned(), p.interval.to_string()),
         ]);
-        for (key, value) in [("VIGIL_NET_W", p.net_w.map(|v| v.to_string())), ("VIGIL_NET_H", p.net_h.map(|v| v.to_string())), ("VIGIL_LAYOUT", p.layout.clone())] {
+        for (key, value) in [
+            ("VIGIL_NET_W", p.net_w.map(|v| v.to_string())),
+            ("VIGIL_NET_H", p.net_h.map(|v| v.to_string())),
+            ("VIGIL_LAYOUT", p.layout.clone()),
+        ] {
             if let Some(v) = value {
                 pre.insert(key.to_owned(), v);
             }
@@ -146,15 +176,30 @@ impl Settings {
             ("VIGIL_CONF".to_owned(), q.conf_threshold.to_string()),
             ("VIGIL_IOU".to_owned(), q.iou_threshold.to_string()),
             ("VIGIL_TOPK".to_owned(), q.top_k.to_string()),
-            ("VIGIL_CLASS_AGNOSTIC".to_owned(), q.class_agnostic.to_string()),
+            (
+                "VIGIL_CLASS_AGNOSTIC".to_owned(),
+                q.class_agnostic.to_string(),
+            ),
         ]);
         let track = BTreeMap::from([
-            ("VIGIL_TRACK_IOU".to_owned(), self.tracker.iou_threshold.to_string()),
+            (
+                "VIGIL_TRACK_IOU".to_owned(),
+                self.tracker.iou_threshold.to_string(),
+            ),
             ("VIGIL_MAX_AGE".to_owned(), self.tracker.max_age.to_string()),
         ]);
-        let labels: BTreeMap<String, String> =
-            m.labels.iter().map(|l| ("VIGIL_LABELS".to_owned(), l.display().to_string())).collect();
-        BTreeMap::from([("preprocess", pre), ("infer", infer), ("track", track), ("preview", labels.clone()), ("sink", labels)])
+        let labels: BTreeMap<String, String> = m
+            .labels
+            .iter()
+            .map(|l| ("VIGIL_LABELS".to_owned(), l.display().to_string()))
+            .collect();
+        BTreeMap::from([
+            ("preprocess", pre),
+            ("infer", infer),
+            ("track", track),
+            ("preview", labels.clone()),
+            ("sink", labels),
+        ])
     }
 }
 
@@ -166,12 +211,19 @@ mod tests {
     fn file_paths_are_relative_to_the_file_and_unknown_keys_fail() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("v.yml");
-        std::fs::write(&path, "model:\n  path: m.onnx\n  labels: l.txt\npreprocess:\n  interval: 3\n").expect("write");
+        std::fs::write(
+            &path,
+            "model:\n  path: m.onnx\n  labels: l.txt\npreprocess:\n  interval: 3\n",
+        )
+        .expect("write");
         let s = Settings::load(&path).expect("loads");
         assert_eq!(s.model.path, dir.path().join("m.onnx"));
         assert_eq!(s.preprocess.interval, 3);
         assert_eq!(s.node_env()["preprocess"]["VIGIL_INTERVAL"], "3");
-        assert_eq!(s.node_env()["sink"]["VIGIL_LABELS"], dir.path().join("l.txt").display().to_string());
+        assert_eq!(
+            s.node_env()["sink"]["VIGIL_LABELS"],
+            dir.path().join("l.txt").display().to_string()
+        );
         std::fs::write(&path, "model:\n  pth: m.onnx\n").expect("write");
         let err = format!("{:#}", Settings::load(&path).expect_err("unknown key"));
         assert!(err.contains("pth"), "{err}");

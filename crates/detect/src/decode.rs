@@ -21,14 +21,24 @@ pub enum Layout {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
-    #[error("model output `{name}` has shape {shape:?}, which no decoder understands (expected [1, 4+nc, N] or [1, N, 6])")]
+    #[error(
+        "model output `{name}` has shape {shape:?}, which no decoder understands (expected [1, 4+nc, N] or [1, N, 6])"
+    )]
     UnknownLayout { name: String, shape: Vec<usize> },
     #[error("model output `{name}` has shape {shape:?} but {len} values")]
-    LengthMismatch { name: String, shape: Vec<usize>, len: usize },
+    LengthMismatch {
+        name: String,
+        shape: Vec<usize>,
+        len: usize,
+    },
     #[error("model produced no outputs")]
     NoOutputs,
     #[error("model output `{name}` has shape {shape:?}, which the {layout:?} decoder cannot read")]
-    WrongShape { name: String, shape: Vec<usize>, layout: Layout },
+    WrongShape {
+        name: String,
+        shape: Vec<usize>,
+        layout: Layout,
+    },
 }
 
 impl Layout {
@@ -37,7 +47,10 @@ impl Layout {
         match out.shape.as_slice() {
             [1, _, 6] => Ok(Self::BoxesScoreClass),
             [1, c, n] if *c >= 5 && n > c => Ok(Self::UltralyticsRaw),
-            _ => Err(DecodeError::UnknownLayout { name: out.name.clone(), shape: out.shape.clone() }),
+            _ => Err(DecodeError::UnknownLayout {
+                name: out.name.clone(),
+                shape: out.shape.clone(),
+            }),
         }
     }
 }
@@ -68,7 +81,11 @@ pub fn decode(
         Some(l) => l,
         None => Layout::detect(out)?,
     };
-    let wrong = || DecodeError::WrongShape { name: out.name.clone(), shape: out.shape.clone(), layout };
+    let wrong = || DecodeError::WrongShape {
+        name: out.name.clone(),
+        shape: out.shape.clone(),
+        layout,
+    };
     let mut found = Vec::new();
     match (layout, out.shape.as_slice()) {
         (Layout::UltralyticsRaw, &[1, c, n]) if c >= 5 => {
@@ -102,7 +119,11 @@ pub fn decode(
 fn push_valid(found: &mut Vec<Detection>, class: f32, score: f32, bbox: BBox) {
     let class_ok = class.is_finite() && class >= 0.0 && class <= u32::MAX as f32;
     if class_ok && bbox.is_finite() && bbox.x2 >= bbox.x1 && bbox.y2 >= bbox.y1 {
-        found.push(Detection { class: class as u32, score, bbox });
+        found.push(Detection {
+            class: class as u32,
+            score,
+            bbox,
+        });
     }
 }
 
@@ -112,7 +133,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn tensor(shape: &[usize], data: Vec<f32>) -> OutputTensor {
-        OutputTensor { name: "out".into(), shape: shape.to_vec(), data }
+        OutputTensor {
+            name: "out".into(),
+            shape: shape.to_vec(),
+            data,
+        }
     }
 
     #[test]
@@ -120,7 +145,14 @@ mod tests {
         // 2 classes, 8 anchors; anchor 3 is class 1 at 0.9.
         let (c, n) = (6, 8);
         let mut d = vec![0.0; c * n];
-        for (row, v) in [(0, 50.0), (1, 40.0), (2, 20.0), (3, 10.0), (4, 0.2), (5, 0.9)] {
+        for (row, v) in [
+            (0, 50.0),
+            (1, 40.0),
+            (2, 20.0),
+            (3, 10.0),
+            (4, 0.2),
+            (5, 0.9),
+        ] {
             d[row * n + 3] = v;
         }
         let got = decode(&[tensor(&[1, c, n], d)], None, 0.5).expect("decodes");
@@ -132,12 +164,34 @@ mod tests {
     #[test]
     fn six_column_layout_skips_low_scores_and_nan() {
         let d = vec![
-            1.0, 2.0, 3.0, 4.0, 0.8, 2.0, //
-            1.0, 2.0, 3.0, 4.0, 0.1, 2.0, //
-            f32::NAN, 2.0, 3.0, 4.0, 0.9, 2.0,
+            1.0,
+            2.0,
+            3.0,
+            4.0,
+            0.8,
+            2.0, //
+            1.0,
+            2.0,
+            3.0,
+            4.0,
+            0.1,
+            2.0, //
+            f32::NAN,
+            2.0,
+            3.0,
+            4.0,
+            0.9,
+            2.0,
         ];
         let got = decode(&[tensor(&[1, 3, 6], d)], None, 0.3).expect("decodes");
-        assert_eq!(got, vec![Detection { class: 2, score: 0.8, bbox: BBox::new(1.0, 2.0, 3.0, 4.0) }]);
+        assert_eq!(
+            got,
+            vec![Detection {
+                class: 2,
+                score: 0.8,
+                bbox: BBox::new(1.0, 2.0, 3.0, 4.0)
+            }]
+        );
     }
 
     #[test]

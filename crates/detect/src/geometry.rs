@@ -81,7 +81,14 @@ impl Letterbox {
     /// Fits the source into the destination. `keep_aspect` scales both axes alike and pads the
     /// rest; `symmetric` splits that padding evenly (else it all goes right and bottom).
     #[must_use]
-    pub fn fit(src_w: u32, src_h: u32, dst_w: u32, dst_h: u32, keep_aspect: bool, symmetric: bool) -> Self {
+    pub fn fit(
+        src_w: u32,
+        src_h: u32,
+        dst_w: u32,
+        dst_h: u32,
+        keep_aspect: bool,
+        symmetric: bool,
+    ) -> Self {
         let (sw, sh) = (src_w.max(1) as f32, src_h.max(1) as f32);
         if !keep_aspect {
             return Self {
@@ -96,9 +103,25 @@ impl Letterbox {
             };
         }
         let scale = (dst_w as f32 / sw).min(dst_h as f32 / sh);
-        let (new_w, new_h) = (Self::scaled(sw, scale, dst_w), Self::scaled(sh, scale, dst_h));
-        let (pad_x, pad_y) = if symmetric { ((dst_w - new_w) / 2, (dst_h - new_h) / 2) } else { (0, 0) };
-        Self { src_w, src_h, dst_w, dst_h, scale_x: scale, scale_y: scale, pad_x, pad_y }
+        let (new_w, new_h) = (
+            Self::scaled(sw, scale, dst_w),
+            Self::scaled(sh, scale, dst_h),
+        );
+        let (pad_x, pad_y) = if symmetric {
+            ((dst_w - new_w) / 2, (dst_h - new_h) / 2)
+        } else {
+            (0, 0)
+        };
+        Self {
+            src_w,
+            src_h,
+            dst_w,
+            dst_h,
+            scale_x: scale,
+            scale_y: scale,
+            pad_x,
+            pad_y,
+        }
     }
 
     fn scaled(len: f32, scale: f32, limit: u32) -> u32 {

@@ -21,7 +21,11 @@ pub struct PostprocessConfig {
 
 impl Default for PostprocessConfig {
     fn default() -> Self {
-        Self { layout: None, threshold: 0.25, nms: NmsConfig::default() }
+        Self {
+            layout: None,
+            threshold: 0.25,
+            nms: NmsConfig::default(),
+        }
     }
 }
 
@@ -34,6 +38,9 @@ pub fn postprocess(
     let candidates = decode(outputs, cfg.layout, cfg.threshold)?;
     Ok(nms(&candidates, &cfg.nms)
         .into_iter()
-        .map(|d| Detection { bbox: letterbox.to_source(&d.bbox), ..d })
+        .map(|d| Detection {
+            bbox: letterbox.to_source(&d.bbox),
+            ..d
+        })
         .collect())
 }

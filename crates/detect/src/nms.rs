@@ -14,7 +14,11 @@ pub struct NmsConfig {
 
 impl Default for NmsConfig {
     fn default() -> Self {
-        Self { iou_threshold: 0.45, top_k: 300, class_agnostic: false }
+        Self {
+            iou_threshold: 0.45,
+            top_k: 300,
+            class_agnostic: false,
+        }
     }
 }
 
@@ -22,8 +26,15 @@ impl Default for NmsConfig {
 /// depends only on the input. Non-finite scores are dropped.
 #[must_use]
 pub fn nms(candidates: &[Detection], cfg: &NmsConfig) -> Vec<Detection> {
-    let mut order: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i].score.is_finite()).collect();
-    order.sort_by(|&a, &b| candidates[b].score.total_cmp(&candidates[a].score).then(a.cmp(&b)));
+    let mut order: Vec<usize> = (0..candidates.len())
+        .filter(|&i| candidates[i].score.is_finite())
+        .collect();
+    order.sort_by(|&a, &b| {
+        candidates[b]
+            .score
+            .total_cmp(&candidates[a].score)
+            .then(a.cmp(&b))
+    });
     let mut kept: Vec<Detection> = Vec::new();
     for i in order {
         if kept.len() >= cfg.top_k {
@@ -47,21 +58,42 @@ mod tests {
     use proptest::prelude::*;
 
     fn det(class: u32, score: f32, x: f32, y: f32, w: f32, h: f32) -> Detection {
-        Detection { class, score, bbox: BBox::new(x, y, x + w, y + h) }
+        Detection {
+            class,
+            score,
+            bbox: BBox::new(x, y, x + w, y + h),
+        }
     }
 
     #[test]
     fn overlapping_same_class_is_suppressed_other_class_kept() {
-        let c = [det(0, 0.9, 0.0, 0.0, 10.0, 10.0), det(0, 0.8, 1.0, 1.0, 10.0, 10.0), det(1, 0.7, 1.0, 1.0, 10.0, 10.0)];
+        let c = [
+            det(0, 0.9, 0.0, 0.0, 10.0, 10.0),
+            det(0, 0.8, 1.0, 1.0, 10.0, 10.0),
+            det(1, 0.7, 1.0, 1.0, 10.0, 10.0),
+        ];
         let kept = nms(&c, &NmsConfig::default());
         assert_eq!(kept, vec![c[0], c[2]]);
-        let agnostic = nms(&c, &NmsConfig { class_agnostic: true, ..NmsConfig::default() });
+        let agnostic = nms(
+            &c,
+            &NmsConfig {
+                class_agnostic: true,
+                ..NmsConfig::default()
+            },
+        );
         assert_eq!(agnostic, vec![c[0]]);
     }
 
     fn arb_dets() -> impl Strategy<Value = Vec<Detection>> {
         prop::collection::vec(
-            (0u32..3, 0.0f32..1.0, 0.0f32..100.0, 0.0f32..100.0, 1.0f32..50.0, 1.0f32..50.0)
+            (
+                0u32..3,
+                0.0f32..1.0,
+                0.0f32..100.0,
+                0.0f32..100.0,
+                1.0f32..50.0,
+                1.0f32..50.0,
+            )
                 .prop_map(|(c, s, x, y, w, h)| det(c, s, x, y, w, h)),
             0..60,
         )

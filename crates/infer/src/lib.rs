@@ -7,21 +7,29 @@ mod library;
 
 use std::path::{Path, PathBuf};
 
+pub use library::find_onnxruntime;
 use ort::session::Session;
 use ort::value::TensorRef;
-pub use library::find_onnxruntime;
 use vigil_detect::{OutputTensor, TensorLayout};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {
-    #[error("ONNX Runtime library not found; looked in: {looked}. Run the setup command or set ORT_DYLIB_PATH")]
+    #[error(
+        "ONNX Runtime library not found; looked in: {looked}. Run the setup command or set ORT_DYLIB_PATH"
+    )]
     LibraryNotFound { looked: String },
     #[error("loading ONNX Runtime from {path}: {detail}")]
     Library { path: PathBuf, detail: String },
     #[error("loading model {path}: {detail}")]
     Model { path: PathBuf, detail: String },
-    #[error("model {path} input `{name}` is {found}; vigil feeds one float32 image tensor [1,3,H,W] or [1,H,W,3]")]
-    UnsupportedInput { path: PathBuf, name: String, found: String },
+    #[error(
+        "model {path} input `{name}` is {found}; vigil feeds one float32 image tensor [1,3,H,W] or [1,H,W,3]"
+    )]
+    UnsupportedInput {
+        path: PathBuf,
+        name: String,
+        found: String,
+    },
     #[error("input tensor has shape {got:?}, the model wants {expected:?}")]
     BadInputShape { expected: Vec<i64>, got: Vec<usize> },
     #[error("inference failed: {0}")]
@@ -69,7 +77,12 @@ impl InputSpec {
             _ => return None,
         };
         let size = (h > 0 && w > 0).then_some((w as u32, h as u32));
-        Some(Self { name: name.to_owned(), shape: shape.to_vec(), layout, size })
+        Some(Self {
+            name: name.to_owned(),
+            shape: shape.to_vec(),
+            layout,
+            size,
+        })
     }
 }
 
@@ -98,7 +111,10 @@ pub struct OrtBackend {
 
 impl std::fmt::Debug for OrtBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OrtBackend").field("input", &self.input).field("outputs", &self.output_names).finish_non_exhaustive()
+        f.debug_struct("OrtBackend")
+            .field("input", &self.input)
+            .field("outputs", &self.output_names)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,12 +124,24 @@ impl OrtBackend {
             Some(p) => p.clone(),
             None => find_onnxruntime()?,
         };
-        let lib_err = |detail: String| InferError::Library { path: lib.clone(), detail };
-        let env = ort::init_from(&lib).map_err(|e| lib_err(e.to_string()))?.with_name("vigil").build().map_err(|e| lib_err(e.to_string()))?;
-        let model_err = |detail: String| InferError::Model { path: cfg.model.clone(), detail };
+        let lib_err = |detail: String| InferError::Library {
+            path: lib.clone(),
+            detail,
+        };
+        let env = ort::init_from(&lib)
+            .map_err(|e| lib_err(e.to_string()))?
+            .with_name("vigil")
+            .build()
+            .map_err(|e| lib_err(e.to_string()))?;
+        let model_err = |detail: String| InferError::Model {
+            path: cfg.model.clone(),
+            detail,
+        };
         let mut builder = Session::builder(&env).map_err(|e| model_err(e.to_string()))?;
         if cfg.threads > 0 {
-            builder = builder.with_intra_threads(cfg.threads).map_err(|e| model_err(e.to_string()))?;
+            builder = builder
+                .with_intra_threads(cfg.threads)
+                .map_err(|e| model_err(e.to_string()))?;
         }
         builder = match cfg.provider {
             Provider::Cpu => builder,
@@ -124,23 +152,41 @@ impl OrtBackend {
                 .with_execution_providers([ort::ep::TensorRT::default().build().error_on_failure()])
                 .map_err(|e| model_err(format!("TensorRT execution provider: {e}")))?,
         };
-        let session = builder.commit_from_file(&cfg.model).map_err(|e| model_err(e.to_string()))?;
+        let session = builder
+            .commit_from_file(&cfg.model)
+            .map_err(|e| model_err(e.to_string()))?;
         let input = Self::image_input(&session, &cfg.model)?;
-        let output_names = session.outputs().iter().map(|o| o.name().to_owned()).collect();
-        Ok(Self { session, input, output_names })
+        let output_names = session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_owned())
+            .collect();
+        Ok(Self {
+            session,
+            input,
+            output_names,
+        })
     }
 
     fn image_input(session: &Session, path: &Path) -> Result<InputSpec, InferError> {
-        let unsupported = |name: &str, found: String| InferError::UnsupportedInput { path: path.to_owned(), name: name.to_owned(), found };
+        let unsupported = |name: &str, found: String| InferError::UnsupportedInput {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            found,
+        };
         let [outlet] = session.inputs() else {
-            return Err(unsupported("*", format!("{} inputs", session.inputs().len())));
+            return Err(unsupported(
+                "*",
+                format!("{} inputs", session.inputs().len()),
+            ));
         };
         let dtype = outlet.dtype();
         let shape: Vec<i64> = dtype.tensor_shape().map(|s| s.to_vec()).unwrap_or_default();
         if dtype.tensor_type() != Some(ort::value::TensorElementType::Float32) {
             return Err(unsupported(outlet.name(), format!("{dtype:?}")));
         }
-        InputSpec::from_shape(outlet.name(), &shape).ok_or_else(|| unsupported(outlet.name(), format!("shape {shape:?}")))
+        InputSpec::from_shape(outlet.name(), &shape)
+            .ok_or_else(|| unsupported(outlet.name(), format!("shape {shape:?}")))
     }
 }
 
@@ -151,20 +197,29 @@ impl Backend for OrtBackend {
 
     fn run(&mut self, shape: &[usize], data: &[f32]) -> Result<Vec<OutputTensor>, InferError> {
         let fits = shape.len() == self.input.shape.len()
-            && shape.iter().zip(&self.input.shape).all(|(&g, &e)| e < 0 || g as i64 == e)
+            && shape
+                .iter()
+                .zip(&self.input.shape)
+                .all(|(&g, &e)| e < 0 || g as i64 == e)
             && shape.iter().product::<usize>() == data.len();
         if !fits {
-            return Err(InferError::BadInputShape { expected: self.input.shape.clone(), got: shape.to_vec() });
+            return Err(InferError::BadInputShape {
+                expected: self.input.shape.clone(),
+                got: shape.to_vec(),
+            });
         }
         let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-        let tensor = TensorRef::from_array_view((dims, data)).map_err(|e| InferError::Run(e.to_string()))?;
+        let tensor =
+            TensorRef::from_array_view((dims, data)).map_err(|e| InferError::Run(e.to_string()))?;
         let outputs = self
             .session
             .run(ort::inputs![self.input.name.as_str() => tensor])
             .map_err(|e| InferError::Run(e.to_string()))?;
         let mut result = Vec::with_capacity(self.output_names.len());
         for (name, value) in &outputs {
-            let (shape, values) = value.try_extract_tensor::<f32>().map_err(|e| InferError::Run(format!("output `{name}`: {e}")))?;
+            let (shape, values) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|e| InferError::Run(format!("output `{name}`: {e}")))?;
             result.push(OutputTensor {
                 name: name.to_owned(),
                 shape: shape.iter().map(|&d| d.max(0) as usize).collect(),
@@ -182,16 +237,33 @@ mod tests {
     #[test]
     fn input_layout_and_size_come_from_the_shape() {
         let nchw = InputSpec::from_shape("images", &[1, 3, 320, 320]).expect("nchw");
-        assert_eq!((nchw.layout, nchw.size), (TensorLayout::Nchw, Some((320, 320))));
+        assert_eq!(
+            (nchw.layout, nchw.size),
+            (TensorLayout::Nchw, Some((320, 320)))
+        );
         let nhwc = InputSpec::from_shape("x", &[1, 512, 640, 3]).expect("nhwc");
-        assert_eq!((nhwc.layout, nhwc.size), (TensorLayout::Nhwc, Some((640, 512))));
-        assert_eq!(InputSpec::from_shape("d", &[-1, 3, -1, -1]).expect("dynamic").size, None);
+        assert_eq!(
+            (nhwc.layout, nhwc.size),
+            (TensorLayout::Nhwc, Some((640, 512)))
+        );
+        assert_eq!(
+            InputSpec::from_shape("d", &[-1, 3, -1, -1])
+                .expect("dynamic")
+                .size,
+            None
+        );
         assert!(InputSpec::from_shape("bad", &[1, 4, 8, 8]).is_none());
     }
 
     #[test]
     fn provider_names_parse_and_unknown_is_named() {
         assert_eq!("CUDA".parse::<Provider>().expect("cuda"), Provider::Cuda);
-        assert!("npu".parse::<Provider>().unwrap_err().to_string().contains("npu"));
+        assert!(
+            "npu"
+                .parse::<Provider>()
+                .unwrap_err()
+                .to_string()
+                .contains("npu")
+        );
     }
 }

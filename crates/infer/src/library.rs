@@ -27,7 +27,9 @@ pub fn find_onnxruntime() -> Result<PathBuf, InferError> {
     for root in roots {
         let venv_lib = root.join(".venv").join("lib");
         looked.push(venv_lib.display().to_string());
-        let Ok(entries) = std::fs::read_dir(&venv_lib) else { continue };
+        let Ok(entries) = std::fs::read_dir(&venv_lib) else {
+            continue;
+        };
         let mut pythons: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
         pythons.sort();
         for py in pythons {
@@ -38,7 +40,10 @@ pub fn find_onnxruntime() -> Result<PathBuf, InferError> {
     }
     looked.push("python3 -c 'import onnxruntime'".into());
     let out = Command::new("python3")
-        .args(["-c", "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))"])
+        .args([
+            "-c",
+            "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
+        ])
         .output();
     if let Ok(out) = out
         && out.status.success()
@@ -46,7 +51,9 @@ pub fn find_onnxruntime() -> Result<PathBuf, InferError> {
     {
         return Ok(lib);
     }
-    Err(InferError::LibraryNotFound { looked: looked.join(", ") })
+    Err(InferError::LibraryNotFound {
+        looked: looked.join(", "),
+    })
 }
 
 /// `onnxruntime/capi/libonnxruntime.so*` inside a package folder, newest name first.
@@ -55,7 +62,11 @@ fn in_capi(package: &Path) -> Option<PathBuf> {
         .ok()?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so")))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libonnxruntime.so"))
+        })
         .collect();
     libs.sort();
     libs.pop()

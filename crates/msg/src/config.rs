@@ -14,7 +14,11 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(key: &str, value: &str, reason: impl Display) -> Self {
-        Self { key: key.to_owned(), value: value.to_owned(), reason: reason.to_string() }
+        Self {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reason: reason.to_string(),
+        }
     }
 }
 
@@ -38,7 +42,10 @@ pub trait Lookup {
     where
         T::Err: Display,
     {
-        let v = self.get(key).filter(|v| !v.trim().is_empty()).ok_or_else(|| ConfigError::new(key, "", "must be set"))?;
+        let v = self
+            .get(key)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| ConfigError::new(key, "", "must be set"))?;
         v.trim().parse().map_err(|e| ConfigError::new(key, &v, e))
     }
 
@@ -71,7 +78,12 @@ mod tests {
     use super::*;
 
     fn map(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| (*v).to_owned())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     #[test]

@@ -30,17 +30,36 @@ pub const METADATA_NAME: &str = "vigil.recording";
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a readable MCAP file: {source}")]
-    Mcap { path: PathBuf, source: mcap::McapError },
+    Mcap {
+        path: PathBuf,
+        source: mcap::McapError,
+    },
     #[error("{path}: no `{METADATA_NAME}` metadata record; not a vigil recording")]
     NoMetadata { path: PathBuf },
     #[error("{path}: recording format version {found}, this vigil reads version {supported}")]
-    UnsupportedVersion { path: PathBuf, found: String, supported: u32 },
+    UnsupportedVersion {
+        path: PathBuf,
+        found: String,
+        supported: u32,
+    },
     #[error("{path}: metadata key `{key}` is `{value}`, expected {expected}")]
-    BadMetadata { path: PathBuf, key: &'static str, value: String, expected: &'static str },
+    BadMetadata {
+        path: PathBuf,
+        key: &'static str,
+        value: String,
+        expected: &'static str,
+    },
     #[error("{path}: frame {index} is not a foxglove.CompressedImage: {detail}")]
-    BadFrame { path: PathBuf, index: usize, detail: String },
+    BadFrame {
+        path: PathBuf,
+        index: usize,
+        detail: String,
+    },
 }
 
 /// What a recording says about itself.
@@ -78,12 +97,16 @@ impl RecordingInfo {
             });
         }
         let parse = |key: &'static str, expected| {
-            get(key).parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| RecordError::BadMetadata {
-                path: path.to_owned(),
-                key,
-                value: get(key).to_owned(),
-                expected,
-            })
+            get(key)
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| RecordError::BadMetadata {
+                    path: path.to_owned(),
+                    key,
+                    value: get(key).to_owned(),
+                    expected,
+                })
         };
         Ok(Self {
             camera: get("camera").to_owned(),
@@ -113,35 +136,72 @@ pub struct RecordingWriter {
 
 impl std::fmt::Debug for RecordingWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordingWriter").field("path", &self.path).field("frames", &self.frames).finish()
+        f.debug_struct("RecordingWriter")
+            .field("path", &self.path)
+            .field("frames", &self.frames)
+            .finish()
     }
 }
 
 impl RecordingWriter {
     pub fn create(path: &Path, info: &RecordingInfo) -> Result<Self, RecordError> {
-        let io = |source| RecordError::Io { path: path.to_owned(), source };
-        let mcap_err = |source| RecordError::Mcap { path: path.to_owned(), source };
+        let io = |source| RecordError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mcap_err = |source| RecordError::Mcap {
+            path: path.to_owned(),
+            source,
+        };
         let file = BufWriter::new(File::create(path).map_err(io)?);
-        let opts = mcap::WriteOptions::new().use_chunks(false).profile("").library(info.software.clone());
+        let opts = mcap::WriteOptions::new()
+            .use_chunks(false)
+            .profile("")
+            .library(info.software.clone());
         let mut mcap = opts.create(file).map_err(mcap_err)?;
-        mcap.write_metadata(&Metadata { name: METADATA_NAME.to_owned(), metadata: info.to_metadata() }).map_err(mcap_err)?;
+        mcap.write_metadata(&Metadata {
+            name: METADATA_NAME.to_owned(),
+            metadata: info.to_metadata(),
+        })
+        .map_err(mcap_err)?;
         let schema = CompressedImage::get_schema().map_or_else(
-            || (String::from("foxglove.CompressedImage"), String::new(), Cow::Borrowed(&[][..])),
+            || {
+                (
+                    String::from("foxglove.CompressedImage"),
+                    String::new(),
+                    Cow::Borrowed(&[][..]),
+                )
+            },
             |s| (s.name, s.encoding, s.data),
         );
-        let schema_id = mcap.add_schema(&schema.0, &schema.1, &schema.2).map_err(mcap_err)?;
+        let schema_id = mcap
+            .add_schema(&schema.0, &schema.1, &schema.2)
+            .map_err(mcap_err)?;
         let encoding = CompressedImage::get_message_encoding();
-        let channel = mcap.add_channel(schema_id, TOPIC, &encoding, &BTreeMap::new()).map_err(mcap_err)?;
+        let channel = mcap
+            .add_channel(schema_id, TOPIC, &encoding, &BTreeMap::new())
+            .map_err(mcap_err)?;
         mcap.flush().map_err(mcap_err)?;
-        Ok(Self { path: path.to_owned(), mcap, channel, frames: 0 })
+        Ok(Self {
+            path: path.to_owned(),
+            mcap,
+            channel,
+            frames: 0,
+        })
     }
 
     /// Appends one frame; it is on disk once this returns.
     pub fn write_frame(&mut self, frame: &RecordedFrame) -> Result<(), RecordError> {
-        let mcap_err = |source| RecordError::Mcap { path: self.path.clone(), source };
+        let mcap_err = |source| RecordError::Mcap {
+            path: self.path.clone(),
+            source,
+        };
         let ts = frame.timestamp_ns;
         let image = CompressedImage {
-            timestamp: Some(Timestamp::new((ts / 1_000_000_000) as u32, (ts % 1_000_000_000) as u32)),
+            timestamp: Some(Timestamp::new(
+                (ts / 1_000_000_000) as u32,
+                (ts % 1_000_000_000) as u32,
+            )),
             frame_id: "camera".to_owned(),
             data: frame.jpeg.clone().into(),
             format: "jpeg".to_owned(),
@@ -152,8 +212,15 @@ impl RecordingWriter {
             index: self.frames as usize,
             detail: e.to_string(),
         })?;
-        let header = MessageHeader { channel_id: self.channel, sequence: frame.seq, log_time: ts, publish_time: ts };
-        self.mcap.write_to_known_channel(&header, &buf).map_err(mcap_err)?;
+        let header = MessageHeader {
+            channel_id: self.channel,
+            sequence: frame.seq,
+            log_time: ts,
+            publish_time: ts,
+        };
+        self.mcap
+            .write_to_known_channel(&header, &buf)
+            .map_err(mcap_err)?;
         self.mcap.flush().map_err(mcap_err)?;
         self.frames += 1;
         Ok(())
@@ -166,10 +233,16 @@ impl RecordingWriter {
 
     /// Writes the summary and footer. A file without them is still readable (see [`Recording`]).
     pub fn finish(mut self) -> Result<u64, RecordError> {
-        let mcap_err = |source| RecordError::Mcap { path: self.path.clone(), source };
+        let mcap_err = |source| RecordError::Mcap {
+            path: self.path.clone(),
+            source,
+        };
         self.mcap.finish().map_err(mcap_err)?;
         let mut inner = self.mcap.into_inner();
-        inner.flush().map_err(|source| RecordError::Io { path: self.path.clone(), source })?;
+        inner.flush().map_err(|source| RecordError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
         Ok(self.frames)
     }
 }
@@ -187,14 +260,23 @@ pub struct Recording {
 
 impl Recording {
     pub fn open(path: &Path) -> Result<Self, RecordError> {
-        let data = std::fs::read(path).map_err(|source| RecordError::Io { path: path.to_owned(), source })?;
+        let data = std::fs::read(path).map_err(|source| RecordError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::parse(path, &data)
     }
 
     pub fn parse(path: &Path, data: &[u8]) -> Result<Self, RecordError> {
-        let mcap_err = |source| RecordError::Mcap { path: path.to_owned(), source };
-        let reader =
-            mcap::read::LinearReader::new_with_options(data, mcap::read::Options::IgnoreEndMagic.into()).map_err(mcap_err)?;
+        let mcap_err = |source| RecordError::Mcap {
+            path: path.to_owned(),
+            source,
+        };
+        let reader = mcap::read::LinearReader::new_with_options(
+            data,
+            mcap::read::Options::IgnoreEndMagic.into(),
+        )
+        .map_err(mcap_err)?;
         let mut info = None;
         let mut image_channels = Vec::new();
         let mut frames = Vec::new();
@@ -214,7 +296,11 @@ impl Recording {
                 }
                 Record::Channel(c) if c.topic == TOPIC => image_channels.push(c.id),
                 Record::Message { header, data } if image_channels.contains(&header.channel_id) => {
-                    let bad = |detail: String| RecordError::BadFrame { path: path.to_owned(), index: frames.len(), detail };
+                    let bad = |detail: String| RecordError::BadFrame {
+                        path: path.to_owned(),
+                        index: frames.len(),
+                        detail,
+                    };
                     let image = CompressedImage::decode(&*data).map_err(|e| bad(e.to_string()))?;
                     if image.format != "jpeg" {
                         return Err(bad(format!("format `{}`, expected `jpeg`", image.format)));
@@ -229,8 +315,15 @@ impl Recording {
                 _ => {}
             }
         }
-        let info = info.ok_or_else(|| RecordError::NoMetadata { path: path.to_owned() })?;
-        Ok(Self { info, frames, torn: torn || !footer, bytes: data.len() as u64 })
+        let info = info.ok_or_else(|| RecordError::NoMetadata {
+            path: path.to_owned(),
+        })?;
+        Ok(Self {
+            info,
+            frames,
+            torn: torn || !footer,
+            bytes: data.len() as u64,
+        })
     }
 
     /// Time from the first frame to the last, in nanoseconds.
@@ -248,11 +341,21 @@ mod tests {
     use super::*;
 
     fn info() -> RecordingInfo {
-        RecordingInfo { camera: "/dev/video0".into(), width: 4, height: 2, fps: 30.0, software: "vigil test".into() }
+        RecordingInfo {
+            camera: "/dev/video0".into(),
+            width: 4,
+            height: 2,
+            fps: 30.0,
+            software: "vigil test".into(),
+        }
     }
 
     fn frame(i: u32) -> RecordedFrame {
-        RecordedFrame { seq: i, timestamp_ns: 1_000_000_000 + u64::from(i) * 33_333_333, jpeg: vec![0xFF, 0xD8, i as u8, 0xFF, 0xD9] }
+        RecordedFrame {
+            seq: i,
+            timestamp_ns: 1_000_000_000 + u64::from(i) * 33_333_333,
+            jpeg: vec![0xFF, 0xD8, i as u8, 0xFF, 0xD9],
+        }
     }
 
     fn write(path: &Path, n: u32, finish: bool) {
@@ -262,6 +365,9 @@ mod tests {
         }
         if finish {
             assert_eq!(w.finish().expect("finish"), u64::from(n));
+        } else {
+            // As if the process were killed: no summary, no footer, nothing more written.
+            std::mem::forget(w);
         }
     }
 
@@ -295,10 +401,14 @@ mod tests {
     #[test]
     fn garbage_and_foreign_files_are_named_errors() {
         let p = Path::new("x.mcap");
-        assert!(matches!(Recording::parse(p, b"not an mcap file at all"), Err(RecordError::Mcap { .. })));
+        let err = Recording::parse(p, b"not an mcap file at all").expect_err("garbage");
+        assert!(err.to_string().contains("x.mcap"), "{err}");
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("plain.mcap");
-        let mut w = mcap::Writer::new(std::io::BufWriter::new(File::create(&path).expect("create"))).expect("writer");
+        let mut w = mcap::Writer::new(std::io::BufWriter::new(
+            File::create(&path).expect("create"),
+        ))
+        .expect("writer");
         w.finish().expect("finish");
         drop(w);
         let err = Recording::open(&path).expect_err("no metadata");

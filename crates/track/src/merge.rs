@@ -19,7 +19,12 @@ pub struct Reorder<T> {
 impl<T> Reorder<T> {
     #[must_use]
     pub fn new(hold: Option<usize>) -> Self {
-        Self { next: 0, waiting: BTreeMap::new(), hold, skipped: 0 }
+        Self {
+            next: 0,
+            waiting: BTreeMap::new(),
+            hold,
+            skipped: 0,
+        }
     }
 
     /// Adds a frame's result. Returns false for a duplicate or a frame already released or
@@ -97,7 +102,7 @@ mod tests {
             let mut arrivals: Vec<u64> = (0..n).collect();
             for (i, pick) in order.iter().enumerate() {
                 let j = pick.index(arrivals.len());
-                if i % 3 == 0 { arrivals.push(arrivals[j]); } else { arrivals.swap(i % arrivals.len(), j); }
+                if i % 3 == 0 { arrivals.push(arrivals[j]); } else { let k = i % arrivals.len(); arrivals.swap(k, j); }
             }
             let mut r = Reorder::new(None);
             let mut out = Vec::new();

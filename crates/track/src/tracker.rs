@@ -12,7 +12,10 @@ pub struct TrackerConfig {
 
 impl Default for TrackerConfig {
     fn default() -> Self {
-        Self { iou_threshold: 0.3, max_age: 30 }
+        Self {
+            iou_threshold: 0.3,
+            max_age: 30,
+        }
     }
 }
 
@@ -47,7 +50,11 @@ pub struct Tracker {
 impl Tracker {
     #[must_use]
     pub fn new(cfg: TrackerConfig) -> Self {
-        Self { cfg, tracks: Vec::new(), next_id: 1 }
+        Self {
+            cfg,
+            tracks: Vec::new(),
+            next_id: 1,
+        }
     }
 
     /// Advances one frame. `inferred` is false for frames the detector skipped: tracks then
@@ -109,13 +116,24 @@ mod tests {
     use proptest::prelude::*;
 
     fn det(class: u32, x: f32) -> Detection {
-        Detection { class, score: 0.9, bbox: BBox::new(x, 0.0, x + 10.0, 10.0) }
+        Detection {
+            class,
+            score: 0.9,
+            bbox: BBox::new(x, 0.0, x + 10.0, 10.0),
+        }
     }
 
     #[test]
     fn moving_box_keeps_its_id_and_a_lost_one_ages_out() {
-        let mut tr = Tracker::new(TrackerConfig { iou_threshold: 0.3, max_age: 2 });
-        let ids: Vec<u64> = tr.update(&[det(0, 0.0), det(1, 50.0)], true).iter().map(|t| t.id).collect();
+        let mut tr = Tracker::new(TrackerConfig {
+            iou_threshold: 0.3,
+            max_age: 2,
+        });
+        let ids: Vec<u64> = tr
+            .update(&[det(0, 0.0), det(1, 50.0)], true)
+            .iter()
+            .map(|t| t.id)
+            .collect();
         assert_eq!(ids, vec![1, 2]);
         let t = tr.update(&[det(0, 2.0)], true);
         assert_eq!((t[0].id, t[0].misses, t[1].id, t[1].misses), (1, 0, 2, 1));

@@ -19,13 +19,29 @@ const GLYPH: u32 = 8;
 /// Draws each overlay: a rectangle outline and its label on a filled strip above the box.
 pub fn draw_overlay(img: &mut RgbImage, overlays: &[Overlay]) {
     for o in overlays {
-        let b = o.bbox.clamp(img.width as f32 - 1.0, img.height as f32 - 1.0);
+        let b = o
+            .bbox
+            .clamp(img.width as f32 - 1.0, img.height as f32 - 1.0);
         let (x1, y1, x2, y2) = (b.x1 as u32, b.y1 as u32, b.x2 as u32, b.y2 as u32);
         for t in 0..THICKNESS {
             fill(img, x1, y1 + t, x2, y1 + t, o.color);
-            fill(img, x1, y2.saturating_sub(t), x2, y2.saturating_sub(t), o.color);
+            fill(
+                img,
+                x1,
+                y2.saturating_sub(t),
+                x2,
+                y2.saturating_sub(t),
+                o.color,
+            );
             fill(img, x1 + t, y1, x1 + t, y2, o.color);
-            fill(img, x2.saturating_sub(t), y1, x2.saturating_sub(t), y2, o.color);
+            fill(
+                img,
+                x2.saturating_sub(t),
+                y1,
+                x2.saturating_sub(t),
+                y2,
+                o.color,
+            );
         }
         let text_w = o.label.len() as u32 * GLYPH + 2;
         let ty = y1.saturating_sub(GLYPH + 2);
@@ -51,7 +67,10 @@ fn fill(img: &mut RgbImage, x1: u32, y1: u32, x2: u32, y2: u32, color: [u8; 3]) 
 }
 
 fn text_glyph(img: &mut RgbImage, x0: u32, y0: u32, ch: u8) {
-    let glyph = BASIC_LEGACY.get(usize::from(ch)).copied().unwrap_or_default();
+    let glyph = BASIC_LEGACY
+        .get(usize::from(ch))
+        .copied()
+        .unwrap_or_default();
     for (dy, row) in glyph.iter().enumerate() {
         for dx in 0..GLYPH {
             if row >> dx & 1 == 1 {
@@ -68,9 +87,17 @@ mod tests {
 
     #[test]
     fn draws_outline_and_label_inside_the_image_only() {
-        let mut img = RgbImage { width: 40, height: 40, pixels: vec![255; 40 * 40 * 3] };
+        let mut img = RgbImage {
+            width: 40,
+            height: 40,
+            pixels: vec![255; 40 * 40 * 3],
+        };
         let red = [255, 0, 0];
-        let o = Overlay { bbox: BBox::new(10.0, 20.0, 30.0, 60.0), color: red, label: "7 person".into() };
+        let o = Overlay {
+            bbox: BBox::new(10.0, 20.0, 30.0, 60.0),
+            color: red,
+            label: "7 person".into(),
+        };
         draw_overlay(&mut img, &[o]);
         let at = |x: u32, y: u32| &img.pixels[((y * 40 + x) * 3) as usize..][..3];
         assert_eq!(at(10, 25), red);

@@ -30,12 +30,18 @@ impl JpegCodec {
         let mut compressor = Compressor::new().map_err(err)?;
         compressor.set_quality(quality).map_err(err)?;
         compressor.set_subsamp(Subsamp::Sub2x2).map_err(err)?;
-        Ok(Self { decompressor: Decompressor::new().map_err(err)?, compressor })
+        Ok(Self {
+            decompressor: Decompressor::new().map_err(err)?,
+            compressor,
+        })
     }
 
     /// Decodes into `out`, reusing its allocation.
     pub fn decode_into(&mut self, jpeg: &[u8], out: &mut RgbImage) -> Result<(), VisionError> {
-        let err = |source| VisionError::Jpeg { len: jpeg.len(), source };
+        let err = |source| VisionError::Jpeg {
+            len: jpeg.len(),
+            source,
+        };
         let header = self.decompressor.read_header(jpeg).map_err(err)?;
         out.width = header.width as u32;
         out.height = header.height as u32;
@@ -64,7 +70,12 @@ impl JpegCodec {
             height: img.height as usize,
             format: PixelFormat::RGB,
         };
-        self.compressor.compress_to_vec(image).map_err(|source| VisionError::Jpeg { len: img.pixels.len(), source })
+        self.compressor
+            .compress_to_vec(image)
+            .map_err(|source| VisionError::Jpeg {
+                len: img.pixels.len(),
+                source,
+            })
     }
 }
 
@@ -73,8 +84,14 @@ mod tests {
     use super::*;
 
     fn gradient(w: u32, h: u32) -> RgbImage {
-        let pixels = (0..h).flat_map(|y| (0..w).flat_map(move |x| [(x * 4) as u8, (y * 4) as u8, 128])).collect();
-        RgbImage { width: w, height: h, pixels }
+        let pixels = (0..h)
+            .flat_map(|y| (0..w).flat_map(move |x| [(x * 4) as u8, (y * 4) as u8, 128]))
+            .collect();
+        RgbImage {
+            width: w,
+            height: h,
+            pixels,
+        }
     }
 
     /// Removes every DHT segment, as UVC webcams do with their MJPEG frames.
@@ -100,10 +117,20 @@ mod tests {
     fn round_trip_keeps_size_and_roughly_the_pixels() {
         let mut codec = JpegCodec::new(95).expect("codec");
         let img = gradient(64, 48);
-        let back = codec.decode(&codec.encode(&img).expect("encodes")).expect("decodes");
+        let encoded = codec.encode(&img).expect("encodes");
+        let back = codec.decode(&encoded).expect("decodes");
         assert_eq!((back.width, back.height), (64, 48));
-        let err: u64 = img.pixels.iter().zip(&back.pixels).map(|(a, b)| u64::from(a.abs_diff(*b))).sum();
-        assert!(err / (img.pixels.len() as u64) < 4, "mean error {}", err / img.pixels.len() as u64);
+        let err: u64 = img
+            .pixels
+            .iter()
+            .zip(&back.pixels)
+            .map(|(a, b)| u64::from(a.abs_diff(*b)))
+            .sum();
+        assert!(
+            err / (img.pixels.len() as u64) < 4,
+            "mean error {}",
+            err / img.pixels.len() as u64
+        );
     }
 
     #[test]
@@ -112,16 +139,23 @@ mod tests {
         let img = gradient(64, 48);
         let full = codec.encode(&img).expect("encodes");
         let stripped = strip_huffman_tables(&full);
-        assert!(stripped.len() < full.len(), "test must really remove the tables");
+        assert!(
+            stripped.len() < full.len(),
+            "test must really remove the tables"
+        );
         let a = codec.decode(&full).expect("full decodes");
-        let b = codec.decode(&stripped).expect("stripped decodes with the standard tables");
+        let b = codec
+            .decode(&stripped)
+            .expect("stripped decodes with the standard tables");
         assert_eq!(a, b);
     }
 
     #[test]
     fn corrupt_jpeg_is_an_error_not_a_panic() {
         let mut codec = JpegCodec::new(90).expect("codec");
-        let err = codec.decode(&[0xFF, 0xD8, 0xFF, 0x00, 1, 2, 3]).expect_err("corrupt");
+        let err = codec
+            .decode(&[0xFF, 0xD8, 0xFF, 0x00, 1, 2, 3])
+            .expect_err("corrupt");
         assert!(err.to_string().contains("7 bytes"), "{err}");
         assert!(codec.decode(&[]).is_err());
     }

@@ -13,9 +13,17 @@ pub use preprocess::{ColorFormat, PreprocessConfig, Preprocessor};
 #[derive(Debug, thiserror::Error)]
 pub enum VisionError {
     #[error("corrupt or unsupported JPEG ({len} bytes): {source}")]
-    Jpeg { len: usize, source: turbojpeg::Error },
+    Jpeg {
+        len: usize,
+        source: turbojpeg::Error,
+    },
     #[error("image is {width}×{height}, which cannot be resized to {net_w}×{net_h}")]
-    Size { width: u32, height: u32, net_w: u32, net_h: u32 },
+    Size {
+        width: u32,
+        height: u32,
+        net_w: u32,
+        net_h: u32,
+    },
     #[error("resize failed: {0}")]
     Resize(String),
 }

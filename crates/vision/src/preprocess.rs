@@ -4,8 +4,8 @@ use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use vigil_detect::{Letterbox, TensorLayout};
 
-use crate::jpeg::{JpegCodec, RgbImage};
 use crate::VisionError;
+use crate::jpeg::{JpegCodec, RgbImage};
 
 /// Channel order the network expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,11 @@ impl Default for PreprocessConfig {
 impl PreprocessConfig {
     #[must_use]
     pub fn shape(&self) -> Vec<usize> {
-        let (c, h, w) = (self.color.channels(), self.net_h as usize, self.net_w as usize);
+        let (c, h, w) = (
+            self.color.channels(),
+            self.net_h as usize,
+            self.net_w as usize,
+        );
         match self.layout {
             TensorLayout::Nchw => vec![1, c, h, w],
             TensorLayout::Nhwc => vec![1, h, w, c],
@@ -77,13 +81,21 @@ pub struct Preprocessor {
 
 impl std::fmt::Debug for Preprocessor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Preprocessor").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("Preprocessor")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
 impl Preprocessor {
     pub fn new(cfg: PreprocessConfig) -> Result<Self, VisionError> {
-        Ok(Self { cfg, codec: JpegCodec::new(90)?, resizer: Resizer::new(), frame: RgbImage::default(), inner: Vec::new() })
+        Ok(Self {
+            cfg,
+            codec: JpegCodec::new(90)?,
+            resizer: Resizer::new(),
+            frame: RgbImage::default(),
+            inner: Vec::new(),
+        })
     }
 
     #[must_use]
@@ -94,27 +106,50 @@ impl Preprocessor {
     /// Decodes a JPEG frame and writes the network tensor into `out`.
     pub fn run_jpeg(&mut self, jpeg: &[u8], out: &mut Vec<f32>) -> Result<Letterbox, VisionError> {
         let mut frame = std::mem::take(&mut self.frame);
-        let result = self.codec.decode_into(jpeg, &mut frame).and_then(|()| self.run_rgb(&frame, out));
+        let result = self
+            .codec
+            .decode_into(jpeg, &mut frame)
+            .and_then(|()| self.run_rgb(&frame, out));
         self.frame = frame;
         result
     }
 
     /// Letterboxes an RGB frame and writes the network tensor into `out`.
-    pub fn run_rgb(&mut self, img: &RgbImage, out: &mut Vec<f32>) -> Result<Letterbox, VisionError> {
+    pub fn run_rgb(
+        &mut self,
+        img: &RgbImage,
+        out: &mut Vec<f32>,
+    ) -> Result<Letterbox, VisionError> {
         let c = &self.cfg;
-        let size_err = || VisionError::Size { width: img.width, height: img.height, net_w: c.net_w, net_h: c.net_h };
+        let size_err = || VisionError::Size {
+            width: img.width,
+            height: img.height,
+            net_w: c.net_w,
+            net_h: c.net_h,
+        };
         if img.width == 0 || img.height == 0 || c.net_w == 0 || c.net_h == 0 {
             return Err(size_err());
         }
-        let lb = Letterbox::fit(img.width, img.height, c.net_w, c.net_h, c.keep_aspect, c.symmetric_padding);
+        let lb = Letterbox::fit(
+            img.width,
+            img.height,
+            c.net_w,
+            c.net_h,
+            c.keep_aspect,
+            c.symmetric_padding,
+        );
         let (iw, ih) = lb.inner_size();
         // Bilinear interpolation without antialiasing: the same sampling as OpenCV's
         // INTER_LINEAR, which DeepStream's and Ultralytics' preprocessing both use.
-        let src = ImageRef::new(img.width, img.height, &img.pixels, PixelType::U8x3).map_err(|_| size_err())?;
+        let src = ImageRef::new(img.width, img.height, &img.pixels, PixelType::U8x3)
+            .map_err(|_| size_err())?;
         self.inner.resize(iw as usize * ih as usize * 3, 0);
-        let mut dst = Image::from_slice_u8(iw, ih, &mut self.inner, PixelType::U8x3).map_err(|_| size_err())?;
+        let mut dst = Image::from_slice_u8(iw, ih, &mut self.inner, PixelType::U8x3)
+            .map_err(|_| size_err())?;
         let opts = ResizeOptions::new().resize_alg(ResizeAlg::Interpolation(FilterType::Bilinear));
-        self.resizer.resize(&src, &mut dst, &opts).map_err(|e| VisionError::Resize(e.to_string()))?;
+        self.resizer
+            .resize(&src, &mut dst, &opts)
+            .map_err(|e| VisionError::Resize(e.to_string()))?;
         write_tensor(c, &lb, &self.inner, out);
         Ok(lb)
     }
@@ -124,7 +159,12 @@ impl Preprocessor {
 fn write_tensor(c: &PreprocessConfig, lb: &Letterbox, inner: &[u8], out: &mut Vec<f32>) {
     let (nw, nh) = (c.net_w as usize, c.net_h as usize);
     let (iw, ih) = lb.inner_size();
-    let (iw, ih, px, py) = (iw as usize, ih as usize, lb.pad_x as usize, lb.pad_y as usize);
+    let (iw, ih, px, py) = (
+        iw as usize,
+        ih as usize,
+        lb.pad_x as usize,
+        lb.pad_y as usize,
+    );
     let channels = c.color.channels();
     // Which source channel feeds each output channel.
     let order: &[usize] = match c.color {
@@ -173,15 +213,26 @@ mod tests {
     use super::*;
 
     fn solid(w: u32, h: u32, rgb: [u8; 3]) -> RgbImage {
-        RgbImage { width: w, height: h, pixels: rgb.repeat((w * h) as usize) }
+        RgbImage {
+            width: w,
+            height: h,
+            pixels: rgb.repeat((w * h) as usize),
+        }
     }
 
     #[test]
     fn letterbox_pads_with_the_pad_value_and_normalises() {
-        let cfg = PreprocessConfig { net_w: 8, net_h: 8, pad_value: 0, ..PreprocessConfig::default() };
+        let cfg = PreprocessConfig {
+            net_w: 8,
+            net_h: 8,
+            pad_value: 0,
+            ..PreprocessConfig::default()
+        };
         let mut p = Preprocessor::new(cfg).expect("new");
         let mut t = Vec::new();
-        let lb = p.run_rgb(&solid(16, 8, [255, 0, 51]), &mut t).expect("runs");
+        let lb = p
+            .run_rgb(&solid(16, 8, [255, 0, 51]), &mut t)
+            .expect("runs");
         assert_eq!((lb.pad_x, lb.pad_y, lb.inner_size()), (0, 2, (8, 4)));
         assert_eq!(t.len(), 3 * 64);
         // Row 0 is padding, row 4 is image; channels R, G, B.
@@ -204,9 +255,17 @@ mod tests {
         };
         let mut p = Preprocessor::new(cfg).expect("new");
         let mut t = Vec::new();
-        p.run_rgb(&solid(10, 6, [100, 50, 30]), &mut t).expect("runs");
+        p.run_rgb(&solid(10, 6, [100, 50, 30]), &mut t)
+            .expect("runs");
         assert_eq!(t.len(), 48);
-        assert_eq!(&t[..3], &[0.5 * (30.0 - 10.0), 0.5 * (50.0 - 20.0), 0.5 * (100.0 - 30.0)]);
+        assert_eq!(
+            &t[..3],
+            &[
+                0.5 * (30.0 - 10.0),
+                0.5 * (50.0 - 20.0),
+                0.5 * (100.0 - 30.0)
+            ]
+        );
     }
 
     #[test]

@@ -28,7 +28,12 @@ pub struct Config {
 impl Default for Config {
     /// The Logitech C920's MJPEG 720p mode.
     fn default() -> Self {
-        Self { device: PathBuf::from("/dev/video0"), width: 1280, height: 720, fps: 30 }
+        Self {
+            device: PathBuf::from("/dev/video0"),
+            width: 1280,
+            height: 720,
+            fps: 30,
+        }
     }
 }
 
@@ -41,7 +46,11 @@ impl Config {
             height: l.parse_or("VIGIL_HEIGHT", d.height)?,
             fps: l.parse_or("VIGIL_FPS", d.fps)?,
         };
-        for (key, v) in [("VIGIL_WIDTH", cfg.width), ("VIGIL_HEIGHT", cfg.height), ("VIGIL_FPS", cfg.fps)] {
+        for (key, v) in [
+            ("VIGIL_WIDTH", cfg.width),
+            ("VIGIL_HEIGHT", cfg.height),
+            ("VIGIL_FPS", cfg.fps),
+        ] {
             if v == 0 {
                 return Err(ConfigError::new(key, "0", "must be positive"));
             }
@@ -59,7 +68,10 @@ pub struct Capture {
 
 impl std::fmt::Debug for Capture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Capture").field("width", &self.width).field("height", &self.height).finish_non_exhaustive()
+        f.debug_struct("Capture")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .finish_non_exhaustive()
     }
 }
 
@@ -73,16 +85,27 @@ pub struct Captured<'a> {
 
 impl Capture {
     pub fn open(cfg: &Config) -> eyre::Result<Self> {
-        let dev = Device::with_path(&cfg.device).wrap_err_with(|| format!("opening {}", cfg.device.display()))?;
+        let dev = Device::with_path(&cfg.device)
+            .wrap_err_with(|| format!("opening {}", cfg.device.display()))?;
         let mut fmt = dev.format().wrap_err("reading the capture format")?;
         (fmt.width, fmt.height, fmt.fourcc) = (cfg.width, cfg.height, FourCC::new(b"MJPG"));
         let fmt = dev.set_format(&fmt).wrap_err("setting MJPEG capture")?;
         if fmt.fourcc != FourCC::new(b"MJPG") {
-            eyre::bail!("{} does not offer MJPEG (it chose {})", cfg.device.display(), fmt.fourcc);
+            eyre::bail!(
+                "{} does not offer MJPEG (it chose {})",
+                cfg.device.display(),
+                fmt.fourcc
+            );
         }
-        dev.set_params(&v4l::video::capture::Parameters::with_fps(cfg.fps)).wrap_err("setting the frame rate")?;
-        let stream = MmapStream::with_buffers(&dev, Type::VideoCapture, 4).wrap_err("starting the capture stream")?;
-        Ok(Self { stream, width: fmt.width, height: fmt.height })
+        dev.set_params(&v4l::video::capture::Parameters::with_fps(cfg.fps))
+            .wrap_err("setting the frame rate")?;
+        let stream = MmapStream::with_buffers(&dev, Type::VideoCapture, 4)
+            .wrap_err("starting the capture stream")?;
+        Ok(Self {
+            stream,
+            width: fmt.width,
+            height: fmt.height,
+        })
     }
 
     pub fn next(&mut self) -> eyre::Result<Captured<'_>> {
@@ -90,7 +113,11 @@ impl Capture {
         let used = (meta.bytesused as usize).min(buf.len());
         let ts = meta.timestamp;
         let timestamp_ns = (ts.sec.max(0) as u64) * 1_000_000_000 + (ts.usec.max(0) as u64) * 1_000;
-        Ok(Captured { seq: meta.sequence, timestamp_ns, jpeg: &buf[..used] })
+        Ok(Captured {
+            seq: meta.sequence,
+            timestamp_ns,
+            jpeg: &buf[..used],
+        })
     }
 }
 
@@ -109,9 +136,20 @@ pub fn run(mut capture: Capture, mut node: DoraNode, mut events: EventStream) ->
         }
         let (width, height) = (capture.width, capture.height);
         let f = capture.next()?;
-        let header = FrameHeader { seq: u64::from(f.seq), index, timestamp_ns: f.timestamp_ns, width, height };
-        let (params, data) = Frame { header, jpeg: f.jpeg }.encode();
-        node.send_output(output.clone(), params, DoraArray::from(data)).wrap_err("camera: sending frame")?;
+        let header = FrameHeader {
+            seq: u64::from(f.seq),
+            index,
+            timestamp_ns: f.timestamp_ns,
+            width,
+            height,
+        };
+        let (params, data) = Frame {
+            header,
+            jpeg: f.jpeg,
+        }
+        .encode();
+        node.send_output(output.clone(), params, DoraArray::from(data))
+            .wrap_err("camera: sending frame")?;
     }
     Ok(())
 }
@@ -122,9 +160,17 @@ mod tests {
 
     #[test]
     fn config_defaults_to_720p30_and_rejects_zero() {
-        assert_eq!(Config::from_lookup(&|_: &str| None).expect("defaults"), Config::default());
+        assert_eq!(
+            Config::from_lookup(&|_: &str| None).expect("defaults"),
+            Config::default()
+        );
         let bad = |k: &str| (k == "VIGIL_FPS").then(|| "0".to_owned());
-        assert!(Config::from_lookup(&bad).unwrap_err().to_string().contains("VIGIL_FPS"));
+        assert!(
+            Config::from_lookup(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("VIGIL_FPS")
+        );
     }
 
     /// Needs a UVC camera at /dev/video0.

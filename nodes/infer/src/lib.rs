@@ -20,15 +20,30 @@ pub struct Config {
 
 impl Config {
     pub fn from_lookup(l: &impl Lookup) -> Result<Self, ConfigError> {
-        let layout = match l.get("VIGIL_DECODER").unwrap_or_default().to_ascii_lowercase().as_str() {
+        let layout = match l
+            .get("VIGIL_DECODER")
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "" | "auto" => None,
             "ultralytics" => Some(Layout::UltralyticsRaw),
             "boxes" => Some(Layout::BoxesScoreClass),
-            other => return Err(ConfigError::new("VIGIL_DECODER", other, "expected auto, ultralytics or boxes")),
+            other => {
+                return Err(ConfigError::new(
+                    "VIGIL_DECODER",
+                    other,
+                    "expected auto, ultralytics or boxes",
+                ));
+            }
         };
         let unit = |key: &str, default: f32| -> Result<f32, ConfigError> {
             let v: f32 = l.parse_or(key, default)?;
-            if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(ConfigError::new(key, &v.to_string(), "expected 0..=1")) }
+            if (0.0..=1.0).contains(&v) {
+                Ok(v)
+            } else {
+                Err(ConfigError::new(key, &v.to_string(), "expected 0..=1"))
+            }
         };
         let d = PostprocessConfig::default();
         Ok(Self {
@@ -36,7 +51,10 @@ impl Config {
                 model: l.parse_required("VIGIL_MODEL")?,
                 provider: l.parse_or("VIGIL_PROVIDER", Provider::Cpu)?,
                 threads: l.parse_or("VIGIL_THREADS", 0usize)?,
-                library: l.get("ORT_DYLIB_PATH").filter(|v| !v.is_empty()).map(PathBuf::from),
+                library: l
+                    .get("ORT_DYLIB_PATH")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from),
             },
             post: PostprocessConfig {
                 layout,
@@ -59,7 +77,12 @@ pub fn main() -> eyre::Result<()> {
     run(&cfg, backend, node, events)
 }
 
-pub fn run(cfg: &Config, mut backend: impl Backend, mut node: DoraNode, mut events: EventStream) -> eyre::Result<()> {
+pub fn run(
+    cfg: &Config,
+    mut backend: impl Backend,
+    mut node: DoraNode,
+    mut events: EventStream,
+) -> eyre::Result<()> {
     let output = DataId::from("detections".to_owned());
     let mut failed = 0u64;
     while let Some(event) = events.recv() {
@@ -80,12 +103,18 @@ pub fn run(cfg: &Config, mut backend: impl Backend, mut node: DoraNode, mut even
                 continue;
             }
         };
-        let mut msg = DetectionsMsg { header: tensor.header, inferred: false, detections: Vec::new() };
+        let mut msg = DetectionsMsg {
+            header: tensor.header,
+            inferred: false,
+            detections: Vec::new(),
+        };
         if !tensor.is_skipped() {
             let result = backend
                 .run(&tensor.shape, tensor.data)
                 .map_err(|e| e.to_string())
-                .and_then(|outputs| postprocess(&outputs, &cfg.post, &tensor.letterbox).map_err(|e| e.to_string()));
+                .and_then(|outputs| {
+                    postprocess(&outputs, &cfg.post, &tensor.letterbox).map_err(|e| e.to_string())
+                });
             match result {
                 Ok(dets) => (msg.inferred, msg.detections) = (true, dets),
                 Err(e) => {
@@ -95,7 +124,8 @@ pub fn run(cfg: &Config, mut backend: impl Backend, mut node: DoraNode, mut even
             }
         }
         let (params, array) = msg.encode();
-        node.send_output(output.clone(), params, DoraArray::from(array)).wrap_err("infer: sending detections")?;
+        node.send_output(output.clone(), params, DoraArray::from(array))
+            .wrap_err("infer: sending detections")?;
     }
     tracing::info!(failed, "infer finished");
     Ok(())
@@ -114,12 +144,20 @@ mod tests {
             _ => None,
         };
         let c = Config::from_lookup(&l).expect("parses");
-        assert_eq!((c.post.threshold, c.post.layout), (0.4, Some(Layout::BoxesScoreClass)));
+        assert_eq!(
+            (c.post.threshold, c.post.layout),
+            (0.4, Some(Layout::BoxesScoreClass))
+        );
         let bad = |k: &str| match k {
             "VIGIL_MODEL" => Some("m.onnx".to_owned()),
             "VIGIL_IOU" => Some("1.5".to_owned()),
             _ => None,
         };
-        assert!(Config::from_lookup(&bad).unwrap_err().to_string().contains("VIGIL_IOU"));
+        assert!(
+            Config::from_lookup(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("VIGIL_IOU")
+        );
     }
 }

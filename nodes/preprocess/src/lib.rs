@@ -20,32 +20,72 @@ pub struct Config {
 impl Config {
     pub fn from_lookup(l: &impl Lookup) -> Result<Self, ConfigError> {
         let d = PreprocessConfig::default();
-        let layout = match l.get("VIGIL_LAYOUT").unwrap_or_default().to_ascii_lowercase().as_str() {
+        let layout = match l
+            .get("VIGIL_LAYOUT")
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "" | "nchw" => TensorLayout::Nchw,
             "nhwc" => TensorLayout::Nhwc,
-            other => return Err(ConfigError::new("VIGIL_LAYOUT", other, "expected nchw or nhwc")),
+            other => {
+                return Err(ConfigError::new(
+                    "VIGIL_LAYOUT",
+                    other,
+                    "expected nchw or nhwc",
+                ));
+            }
         };
-        let color = match l.get("VIGIL_COLOR").unwrap_or_default().to_ascii_lowercase().as_str() {
+        let color = match l
+            .get("VIGIL_COLOR")
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "" | "rgb" => ColorFormat::Rgb,
             "bgr" => ColorFormat::Bgr,
             "gray" | "grey" => ColorFormat::Gray,
-            other => return Err(ConfigError::new("VIGIL_COLOR", other, "expected rgb, bgr or gray")),
+            other => {
+                return Err(ConfigError::new(
+                    "VIGIL_COLOR",
+                    other,
+                    "expected rgb, bgr or gray",
+                ));
+            }
         };
         let offsets = match l.get("VIGIL_OFFSETS") {
             None => d.offsets,
-            Some(v) => parse_offsets(&v).ok_or_else(|| ConfigError::new("VIGIL_OFFSETS", &v, "expected three numbers, `;` or `,` separated"))?,
+            Some(v) => parse_offsets(&v).ok_or_else(|| {
+                ConfigError::new(
+                    "VIGIL_OFFSETS",
+                    &v,
+                    "expected three numbers, `;` or `,` separated",
+                )
+            })?,
         };
         let scale: f32 = l.parse_or("VIGIL_SCALE", d.scale)?;
         if !scale.is_finite() {
-            return Err(ConfigError::new("VIGIL_SCALE", &scale.to_string(), "must be finite"));
+            return Err(ConfigError::new(
+                "VIGIL_SCALE",
+                &scale.to_string(),
+                "must be finite",
+            ));
         }
         let size = |key: &str, default: u32| -> Result<u32, ConfigError> {
             let v = l.parse_or(key, default)?;
-            if (1..=8192).contains(&v) { Ok(v) } else { Err(ConfigError::new(key, &v.to_string(), "expected 1..=8192")) }
+            if (1..=8192).contains(&v) {
+                Ok(v)
+            } else {
+                Err(ConfigError::new(key, &v.to_string(), "expected 1..=8192"))
+            }
         };
         let interval = l.parse_or("VIGIL_INTERVAL", 1u64)?;
         if interval == 0 {
-            return Err(ConfigError::new("VIGIL_INTERVAL", "0", "must be at least 1"));
+            return Err(ConfigError::new(
+                "VIGIL_INTERVAL",
+                "0",
+                "must be at least 1",
+            ));
         }
         Ok(Self {
             pre: PreprocessConfig {
@@ -65,7 +105,10 @@ impl Config {
 }
 
 fn parse_offsets(v: &str) -> Option<[f32; 3]> {
-    let parts: Vec<f32> = v.split([';', ',']).map(|p| p.trim().parse().ok()).collect::<Option<_>>()?;
+    let parts: Vec<f32> = v
+        .split([';', ','])
+        .map(|p| p.trim().parse().ok())
+        .collect::<Option<_>>()?;
     match parts.as_slice() {
         [a] => Some([*a; 3]),
         [a, b, c] => Some([*a, *b, *c]),
@@ -103,7 +146,14 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
             }
         };
         let h = frame.header;
-        let mut letterbox = Letterbox::fit(h.width, h.height, cfg.pre.net_w, cfg.pre.net_h, cfg.pre.keep_aspect, cfg.pre.symmetric_padding);
+        let mut letterbox = Letterbox::fit(
+            h.width,
+            h.height,
+            cfg.pre.net_w,
+            cfg.pre.net_h,
+            cfg.pre.keep_aspect,
+            cfg.pre.symmetric_padding,
+        );
         tensor.clear();
         if h.seq % cfg.interval == 0 {
             match pre.run_jpeg(frame.jpeg, &mut tensor) {
@@ -115,9 +165,16 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
                 }
             }
         }
-        let msg = TensorMsg { header: h, letterbox, shape: cfg.pre.shape(), layout: cfg.pre.layout, data: &tensor };
+        let msg = TensorMsg {
+            header: h,
+            letterbox,
+            shape: cfg.pre.shape(),
+            layout: cfg.pre.layout,
+            data: &tensor,
+        };
         let (params, array) = msg.encode();
-        node.send_output(output.clone(), params, DoraArray::from(array)).wrap_err("preprocess: sending tensor")?;
+        node.send_output(output.clone(), params, DoraArray::from(array))
+            .wrap_err("preprocess: sending tensor")?;
     }
     tracing::info!(corrupt, bad_messages, "preprocess finished");
     Ok(())
@@ -130,28 +187,47 @@ mod tests {
     #[test]
     fn config_reads_every_knob() {
         let l = |k: &str| {
-            Some(match k {
-                "VIGIL_NET_W" => "512",
-                "VIGIL_NET_H" => "320",
-                "VIGIL_LAYOUT" => "NHWC",
-                "VIGIL_COLOR" => "bgr",
-                "VIGIL_SCALE" => "1.0",
-                "VIGIL_OFFSETS" => "1;2;3",
-                "VIGIL_KEEP_ASPECT" => "false",
-                "VIGIL_PAD_VALUE" => "0",
-                "VIGIL_INTERVAL" => "3",
-                _ => return None,
-            }
-            .to_owned())
+            Some(
+                match k {
+                    "VIGIL_NET_W" => "512",
+                    "VIGIL_NET_H" => "320",
+                    "VIGIL_LAYOUT" => "NHWC",
+                    "VIGIL_COLOR" => "bgr",
+                    "VIGIL_SCALE" => "1.0",
+                    "VIGIL_OFFSETS" => "1;2;3",
+                    "VIGIL_KEEP_ASPECT" => "false",
+                    "VIGIL_PAD_VALUE" => "0",
+                    "VIGIL_INTERVAL" => "3",
+                    _ => return None,
+                }
+                .to_owned(),
+            )
         };
         let c = Config::from_lookup(&l).expect("parses");
-        assert_eq!((c.pre.net_w, c.pre.net_h, c.pre.layout, c.pre.color), (512, 320, TensorLayout::Nhwc, ColorFormat::Bgr));
-        assert_eq!((c.pre.offsets, c.pre.keep_aspect, c.pre.pad_value, c.interval), ([1.0, 2.0, 3.0], false, 0, 3));
+        assert_eq!(
+            (c.pre.net_w, c.pre.net_h, c.pre.layout, c.pre.color),
+            (512, 320, TensorLayout::Nhwc, ColorFormat::Bgr)
+        );
+        assert_eq!(
+            (
+                c.pre.offsets,
+                c.pre.keep_aspect,
+                c.pre.pad_value,
+                c.interval
+            ),
+            ([1.0, 2.0, 3.0], false, 0, 3)
+        );
     }
 
     #[test]
     fn bad_values_name_their_key() {
-        for (key, value) in [("VIGIL_LAYOUT", "chw"), ("VIGIL_OFFSETS", "1;2"), ("VIGIL_NET_W", "0"), ("VIGIL_INTERVAL", "0"), ("VIGIL_PAD_VALUE", "300")] {
+        for (key, value) in [
+            ("VIGIL_LAYOUT", "chw"),
+            ("VIGIL_OFFSETS", "1;2"),
+            ("VIGIL_NET_W", "0"),
+            ("VIGIL_INTERVAL", "0"),
+            ("VIGIL_PAD_VALUE", "300"),
+        ] {
             let l = move |k: &str| (k == key).then(|| value.to_owned());
             let err = Config::from_lookup(&l).expect_err(key);
             assert!(err.to_string().contains(key), "{err}");

@@ -26,7 +26,13 @@ pub struct Config {
 
 impl Config {
     pub fn from_lookup(l: &impl Lookup) -> Result<Self, ConfigError> {
-        Ok(Self { port: l.parse_or("VIGIL_PREVIEW_PORT", 8090u16)?, labels: l.get("VIGIL_LABELS").filter(|v| !v.is_empty()).map(PathBuf::from) })
+        Ok(Self {
+            port: l.parse_or("VIGIL_PREVIEW_PORT", 8090u16)?,
+            labels: l
+                .get("VIGIL_LABELS")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+        })
     }
 }
 
@@ -40,8 +46,16 @@ struct Latest {
 
 type Shared = Arc<(Mutex<Latest>, Condvar)>;
 
-const PALETTE: [[u8; 3]; 8] =
-    [[255, 64, 64], [64, 200, 64], [64, 128, 255], [255, 200, 0], [255, 0, 255], [0, 220, 220], [255, 128, 0], [160, 100, 255]];
+const PALETTE: [[u8; 3]; 8] = [
+    [255, 64, 64],
+    [64, 200, 64],
+    [64, 128, 255],
+    [255, 200, 0],
+    [255, 0, 255],
+    [0, 220, 220],
+    [255, 128, 0],
+    [160, 100, 255],
+];
 
 /// The overlay for a set of tracks: colour by class, caption `id label`.
 #[must_use]
@@ -51,7 +65,13 @@ pub fn overlays(tracks: &[Track], labels: &[String]) -> Vec<Overlay> {
         .map(|t| Overlay {
             bbox: t.bbox,
             color: PALETTE[t.class as usize % PALETTE.len()],
-            label: format!("{} {}", t.id, labels.get(t.class as usize).map_or_else(|| t.class.to_string(), Clone::clone)),
+            label: format!(
+                "{} {}",
+                t.id,
+                labels
+                    .get(t.class as usize)
+                    .map_or_else(|| t.class.to_string(), Clone::clone)
+            ),
         })
         .collect()
 }
@@ -59,10 +79,15 @@ pub fn overlays(tracks: &[Track], labels: &[String]) -> Vec<Overlay> {
 pub fn main() -> eyre::Result<()> {
     let cfg = Config::from_lookup(&vigil_msg::config::env_lookup())?;
     let labels = match &cfg.labels {
-        Some(p) => std::fs::read_to_string(p).wrap_err_with(|| format!("reading labels {}", p.display()))?.lines().map(str::to_owned).collect(),
+        Some(p) => std::fs::read_to_string(p)
+            .wrap_err_with(|| format!("reading labels {}", p.display()))?
+            .lines()
+            .map(str::to_owned)
+            .collect(),
         None => Vec::new(),
     };
-    let server = tiny_http::Server::http(("127.0.0.1", cfg.port)).map_err(|e| eyre::eyre!("preview: binding 127.0.0.1:{}: {e}", cfg.port))?;
+    let server = tiny_http::Server::http(("127.0.0.1", cfg.port))
+        .map_err(|e| eyre::eyre!("preview: binding 127.0.0.1:{}: {e}", cfg.port))?;
     tracing::info!("preview at http://127.0.0.1:{}/", cfg.port);
     let shared: Shared = Arc::default();
     let http_shared = shared.clone();
@@ -71,7 +96,12 @@ pub fn main() -> eyre::Result<()> {
     run(&labels, &shared, node, events)
 }
 
-fn run(labels: &[String], shared: &Shared, _node: DoraNode, mut events: EventStream) -> eyre::Result<()> {
+fn run(
+    labels: &[String],
+    shared: &Shared,
+    _node: DoraNode,
+    mut events: EventStream,
+) -> eyre::Result<()> {
     let mut codec = JpegCodec::new(80)?;
     let mut tracks: Vec<Track> = Vec::new();
     let mut img = RgbImage::default();
@@ -91,8 +121,15 @@ fn run(labels: &[String], shared: &Shared, _node: DoraNode, mut events: EventStr
                 }
             }
             "frame" => {
-                let watched = shared.0.lock().unwrap_or_else(PoisonError::into_inner).watchers > 0;
-                let Ok(frame) = decode_frame(&metadata.parameters, array) else { continue };
+                let watched = shared
+                    .0
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .watchers
+                    > 0;
+                let Ok(frame) = decode_frame(&metadata.parameters, array) else {
+                    continue;
+                };
                 if !watched {
                     continue;
                 }
@@ -123,17 +160,30 @@ fn serve(server: &tiny_http::Server, shared: &Shared) {
     for request in server.incoming_requests() {
         let url = request.url().to_owned();
         let result = match url.as_str() {
-            "/" => request.respond(tiny_http::Response::from_string(PAGE).with_header(header("Content-Type", "text/html"))),
+            "/" => request.respond(
+                tiny_http::Response::from_string(PAGE)
+                    .with_header(header("Content-Type", "text/html")),
+            ),
             "/frame.jpg" => {
-                let jpeg = shared.0.lock().unwrap_or_else(PoisonError::into_inner).jpeg.clone();
-                request.respond(tiny_http::Response::from_data(jpeg.to_vec()).with_header(header("Content-Type", "image/jpeg")))
+                let jpeg = shared
+                    .0
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .jpeg
+                    .clone();
+                request.respond(
+                    tiny_http::Response::from_data(jpeg.to_vec())
+                        .with_header(header("Content-Type", "image/jpeg")),
+                )
             }
             "/stream" => {
                 let shared = shared.clone();
                 std::thread::spawn(move || stream(request, &shared));
                 Ok(())
             }
-            _ => request.respond(tiny_http::Response::from_string("not found").with_status_code(404)),
+            _ => {
+                request.respond(tiny_http::Response::from_string("not found").with_status_code(404))
+            }
         };
         if let Err(e) = result {
             tracing::debug!(error = %e, url, "preview: client went away");
@@ -142,7 +192,12 @@ fn serve(server: &tiny_http::Server, shared: &Shared) {
 }
 
 fn header(name: &str, value: &str) -> tiny_http::Header {
-    tiny_http::Header { field: name.parse().unwrap_or_else(|()| unreachable!("static header name")), value: value.parse().unwrap_or_default() }
+    tiny_http::Header {
+        field: name
+            .parse()
+            .unwrap_or_else(|()| unreachable!("static header name")),
+        value: value.parse().unwrap_or_default(),
+    }
 }
 
 fn stream(request: tiny_http::Request, shared: &Shared) {
@@ -156,7 +211,9 @@ fn stream(request: tiny_http::Request, shared: &Shared) {
         let jpeg = {
             let mut latest = lock.lock().unwrap_or_else(PoisonError::into_inner);
             while latest.generation == seen {
-                let (l, timeout) = cvar.wait_timeout(latest, Duration::from_secs(5)).unwrap_or_else(PoisonError::into_inner);
+                let (l, timeout) = cvar
+                    .wait_timeout(latest, Duration::from_secs(5))
+                    .unwrap_or_else(PoisonError::into_inner);
                 latest = l;
                 if timeout.timed_out() {
                     break;
@@ -168,8 +225,16 @@ fn stream(request: tiny_http::Request, shared: &Shared) {
         if jpeg.is_empty() {
             continue;
         }
-        let part = format!("--vigilframe\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", jpeg.len());
-        ok = w.write_all(part.as_bytes()).and_then(|()| w.write_all(&jpeg)).and_then(|()| w.write_all(b"\r\n")).and_then(|()| w.flush()).is_ok();
+        let part = format!(
+            "--vigilframe\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+            jpeg.len()
+        );
+        ok = w
+            .write_all(part.as_bytes())
+            .and_then(|()| w.write_all(&jpeg))
+            .and_then(|()| w.write_all(b"\r\n"))
+            .and_then(|()| w.flush())
+            .is_ok();
     }
     lock.lock().unwrap_or_else(PoisonError::into_inner).watchers -= 1;
 }
@@ -181,7 +246,14 @@ mod tests {
 
     #[test]
     fn overlays_caption_id_and_label() {
-        let t = Track { id: 12, class: 0, score: 0.9, bbox: BBox::new(0.0, 0.0, 5.0, 5.0), hits: 1, misses: 0 };
+        let t = Track {
+            id: 12,
+            class: 0,
+            score: 0.9,
+            bbox: BBox::new(0.0, 0.0, 5.0, 5.0),
+            hits: 1,
+            misses: 0,
+        };
         let o = overlays(&[t], &["person".to_owned()]);
         assert_eq!(o[0].label, "12 person");
         let unlabeled = overlays(&[Track { class: 9, ..t }], &[]);

@@ -40,14 +40,25 @@ impl Config {
         let mode = match l.get("VIGIL_MODE").unwrap_or_default().as_str() {
             "" | "lockstep" => Mode::Lockstep,
             "realtime" => Mode::Realtime,
-            other => return Err(ConfigError::new("VIGIL_MODE", other, "expected lockstep or realtime")),
+            other => {
+                return Err(ConfigError::new(
+                    "VIGIL_MODE",
+                    other,
+                    "expected lockstep or realtime",
+                ));
+            }
         };
         let window = l.parse_or("VIGIL_WINDOW", 4usize)?;
         if window == 0 {
             return Err(ConfigError::new("VIGIL_WINDOW", "0", "must be at least 1"));
         }
         let resend_ms = l.parse_or("VIGIL_RESEND_MS", 3000u64)?;
-        Ok(Self { recording: l.parse_required("VIGIL_RECORDING")?, mode, window, resend_after: Duration::from_millis(resend_ms.max(1)) })
+        Ok(Self {
+            recording: l.parse_required("VIGIL_RECORDING")?,
+            mode,
+            window,
+            resend_after: Duration::from_millis(resend_ms.max(1)),
+        })
     }
 }
 
@@ -69,11 +80,25 @@ fn send(node: &mut DoraNode, rec: &Recording, index: usize, f: &RecordedFrame) -
         width: rec.info.width,
         height: rec.info.height,
     };
-    let (params, data) = Frame { header, jpeg: &f.jpeg }.encode();
-    node.send_output(DataId::from("frame".to_owned()), params, DoraArray::from(data)).wrap_err("replay: sending frame")
+    let (params, data) = Frame {
+        header,
+        jpeg: &f.jpeg,
+    }
+    .encode();
+    node.send_output(
+        DataId::from("frame".to_owned()),
+        params,
+        DoraArray::from(data),
+    )
+    .wrap_err("replay: sending frame")
 }
 
-pub fn run(cfg: &Config, rec: &Recording, mut node: DoraNode, mut events: dora_node_api::EventStream) -> eyre::Result<()> {
+pub fn run(
+    cfg: &Config,
+    rec: &Recording,
+    mut node: DoraNode,
+    mut events: dora_node_api::EventStream,
+) -> eyre::Result<()> {
     match cfg.mode {
         Mode::Lockstep => lockstep(cfg, rec, &mut node, &mut events)?,
         Mode::Realtime => {
@@ -95,7 +120,12 @@ pub fn run(cfg: &Config, rec: &Recording, mut node: DoraNode, mut events: dora_n
     Ok(())
 }
 
-fn lockstep(cfg: &Config, rec: &Recording, node: &mut DoraNode, events: &mut dora_node_api::EventStream) -> eyre::Result<()> {
+fn lockstep(
+    cfg: &Config,
+    rec: &Recording,
+    node: &mut DoraNode,
+    events: &mut dora_node_api::EventStream,
+) -> eyre::Result<()> {
     let total = rec.frames.len();
     // Frames sent and not yet acknowledged, by index, with when each was last sent.
     let mut in_flight: BTreeMap<usize, Instant> = BTreeMap::new();
@@ -106,7 +136,9 @@ fn lockstep(cfg: &Config, rec: &Recording, node: &mut DoraNode, events: &mut dor
             in_flight.insert(next, Instant::now());
             next += 1;
         }
-        let Some(oldest) = in_flight.values().min().copied() else { break };
+        let Some(oldest) = in_flight.values().min().copied() else {
+            break;
+        };
         let wait = (oldest + cfg.resend_after).saturating_duration_since(Instant::now());
         match events.recv_timeout(wait) {
             Some(Event::Input { id, metadata, .. }) if id.as_str() == "ack" => {
@@ -116,7 +148,10 @@ fn lockstep(cfg: &Config, rec: &Recording, node: &mut DoraNode, events: &mut dor
             }
             Some(Event::Stop(_)) => break,
             Some(Event::InputClosed { id }) if id.as_str() == "ack" => {
-                eyre::bail!("replay: the acknowledging node exited with {} frames unacknowledged", in_flight.len())
+                eyre::bail!(
+                    "replay: the acknowledging node exited with {} frames unacknowledged",
+                    in_flight.len()
+                )
             }
             _ => {}
         }
@@ -124,7 +159,11 @@ fn lockstep(cfg: &Config, rec: &Recording, node: &mut DoraNode, events: &mut dor
         for (&i, sent) in &mut in_flight {
             if now.duration_since(*sent) >= cfg.resend_after {
                 resent += 1;
-                tracing::warn!(index = i, resent, "replay: frame not acknowledged in time, sending it again");
+                tracing::warn!(
+                    index = i,
+                    resent,
+                    "replay: frame not acknowledged in time, sending it again"
+                );
                 send(node, rec, i, &rec.frames[i])?;
                 *sent = now;
             }
@@ -148,7 +187,17 @@ mod tests {
             "VIGIL_MODE" => Some("fast".to_owned()),
             _ => None,
         };
-        assert!(Config::from_lookup(&bad).unwrap_err().to_string().contains("VIGIL_MODE"));
-        assert!(Config::from_lookup(&|_: &str| None).unwrap_err().to_string().contains("VIGIL_RECORDING"));
+        assert!(
+            Config::from_lookup(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("VIGIL_MODE")
+        );
+        assert!(
+            Config::from_lookup(&|_: &str| None)
+                .unwrap_err()
+                .to_string()
+                .contains("VIGIL_RECORDING")
+        );
     }
 }

@@ -26,13 +26,20 @@ pub struct Config {
 
 impl Config {
     pub fn from_lookup(l: &impl Lookup) -> Result<Self, ConfigError> {
-        Ok(Self { out: l.parse_required("VIGIL_OUT")?, labels: l.get("VIGIL_LABELS").filter(|v| !v.is_empty()).map(PathBuf::from) })
+        Ok(Self {
+            out: l.parse_required("VIGIL_OUT")?,
+            labels: l
+                .get("VIGIL_LABELS")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+        })
     }
 }
 
 /// Class names, one a line; class ids index into it.
 pub fn read_labels(path: &Path) -> eyre::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).wrap_err_with(|| format!("reading labels {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .wrap_err_with(|| format!("reading labels {}", path.display()))?;
     Ok(text.lines().map(|l| l.trim().to_owned()).collect())
 }
 
@@ -66,11 +73,21 @@ fn round(v: f32, places: i32) -> f64 {
 }
 
 fn box_json(b: &vigil_detect::BBox) -> [f64; 4] {
-    [round(b.x1, 2), round(b.y1, 2), round(b.x2, 2), round(b.y2, 2)]
+    [
+        round(b.x1, 2),
+        round(b.y1, 2),
+        round(b.x2, 2),
+        round(b.y2, 2),
+    ]
 }
 
 /// One frame as a JSON line (without the newline). Scores to 4 places, pixels to 2.
-pub fn json_line(seq: u64, detections: &[Detection], tracks: &[Track], labels: &[String]) -> String {
+pub fn json_line(
+    seq: u64,
+    detections: &[Detection],
+    tracks: &[Track],
+    labels: &[String],
+) -> String {
     let line = Line {
         seq,
         detections: detections
@@ -82,20 +99,38 @@ pub fn json_line(seq: u64, detections: &[Detection], tracks: &[Track], labels: &
                 bbox: box_json(&d.bbox),
             })
             .collect(),
-        tracks: tracks.iter().map(|t| TrackJson { id: t.id, class: t.class, bbox: box_json(&t.bbox) }).collect(),
+        tracks: tracks
+            .iter()
+            .map(|t| TrackJson {
+                id: t.id,
+                class: t.class,
+                bbox: box_json(&t.bbox),
+            })
+            .collect(),
     };
     serde_json::to_string(&line).unwrap_or_default()
 }
 
 pub fn main() -> eyre::Result<()> {
     let cfg = Config::from_lookup(&vigil_msg::config::env_lookup())?;
-    let labels = cfg.labels.as_deref().map(read_labels).transpose()?.unwrap_or_default();
+    let labels = cfg
+        .labels
+        .as_deref()
+        .map(read_labels)
+        .transpose()?
+        .unwrap_or_default();
     let (node, events) = DoraNode::init_from_env().wrap_err("sink: connecting to dora")?;
     run(&cfg, &labels, node, events)
 }
 
-pub fn run(cfg: &Config, labels: &[String], mut node: DoraNode, mut events: EventStream) -> eyre::Result<()> {
-    let file = File::create(&cfg.out).wrap_err_with(|| format!("creating {}", cfg.out.display()))?;
+pub fn run(
+    cfg: &Config,
+    labels: &[String],
+    mut node: DoraNode,
+    mut events: EventStream,
+) -> eyre::Result<()> {
+    let file =
+        File::create(&cfg.out).wrap_err_with(|| format!("creating {}", cfg.out.display()))?;
     let mut out = BufWriter::new(file);
     let mut waiting: BTreeMap<u64, ResultMsg> = BTreeMap::new();
     let mut last_written: Option<FrameHeader> = None;
@@ -127,7 +162,12 @@ pub fn run(cfg: &Config, labels: &[String], mut node: DoraNode, mut events: Even
                     }
                     let mut next = last_written.map_or(0, |l| l.index + 1);
                     while let Some(r) = waiting.remove(&next) {
-                        writeln!(out, "{}", json_line(r.header.seq, &r.detections, &r.tracks, labels)).wrap_err("sink: writing")?;
+                        writeln!(
+                            out,
+                            "{}",
+                            json_line(r.header.seq, &r.detections, &r.tracks, labels)
+                        )
+                        .wrap_err("sink: writing")?;
                         written += 1;
                         last_written = Some(r.header);
                         next += 1;
@@ -145,10 +185,16 @@ pub fn run(cfg: &Config, labels: &[String], mut node: DoraNode, mut events: Even
         }
     }
     for r in waiting.values() {
-        writeln!(out, "{}", json_line(r.header.seq, &r.detections, &r.tracks, labels)).wrap_err("sink: writing")?;
+        writeln!(
+            out,
+            "{}",
+            json_line(r.header.seq, &r.detections, &r.tracks, labels)
+        )
+        .wrap_err("sink: writing")?;
         written += 1;
     }
-    out.flush().wrap_err_with(|| format!("flushing {}", cfg.out.display()))?;
+    out.flush()
+        .wrap_err_with(|| format!("flushing {}", cfg.out.display()))?;
     tracing::info!(written, bad, "sink finished");
     Ok(())
 }
@@ -161,8 +207,19 @@ mod tests {
     #[test]
     fn line_format_matches_the_documented_shape() {
         let b = BBox::new(1.234_56, 2.0, 30.0, 40.5);
-        let d = Detection { class: 0, score: 0.912_345, bbox: b };
-        let t = Track { id: 3, class: 0, score: 0.9, bbox: b, hits: 1, misses: 0 };
+        let d = Detection {
+            class: 0,
+            score: 0.912_345,
+            bbox: b,
+        };
+        let t = Track {
+            id: 3,
+            class: 0,
+            score: 0.9,
+            bbox: b,
+            hits: 1,
+            misses: 0,
+        };
         let line = json_line(7, &[d], &[t], &["person".to_owned()]);
         assert_eq!(
             line,

@@ -12,8 +12,8 @@
 use dora_node_api::dora_core::config::DataId;
 use dora_node_api::{DoraArray, DoraNode, Event, EventStream};
 use eyre::WrapErr;
-use vigil_msg::config::{ConfigError, Lookup};
 use std::collections::VecDeque;
+use vigil_msg::config::{ConfigError, Lookup};
 
 use vigil_msg::{DetectionsMsg, ResultMsg, decode_detections};
 use vigil_track::{Reorder, Tracker, TrackerConfig};
@@ -33,14 +33,30 @@ impl Config {
         let d = TrackerConfig::default();
         let iou: f32 = l.parse_or("VIGIL_TRACK_IOU", d.iou_threshold)?;
         if !(0.0..=1.0).contains(&iou) {
-            return Err(ConfigError::new("VIGIL_TRACK_IOU", &iou.to_string(), "expected 0..=1"));
+            return Err(ConfigError::new(
+                "VIGIL_TRACK_IOU",
+                &iou.to_string(),
+                "expected 0..=1",
+            ));
         }
         let hold = match l.get("VIGIL_ORDER").unwrap_or_default().as_str() {
             "" | "live" => Some(LIVE_HOLD),
             "strict" => None,
-            other => return Err(ConfigError::new("VIGIL_ORDER", other, "expected strict or live")),
+            other => {
+                return Err(ConfigError::new(
+                    "VIGIL_ORDER",
+                    other,
+                    "expected strict or live",
+                ));
+            }
         };
-        Ok(Self { tracker: TrackerConfig { iou_threshold: iou, max_age: l.parse_or("VIGIL_MAX_AGE", d.max_age)? }, hold })
+        Ok(Self {
+            tracker: TrackerConfig {
+                iou_threshold: iou,
+                max_age: l.parse_or("VIGIL_MAX_AGE", d.max_age)?,
+            },
+            hold,
+        })
     }
 }
 
@@ -61,10 +77,13 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
     let (mut bad, mut duplicates) = (0u64, 0u64);
     let emit = |node: &mut DoraNode, msg: &ResultMsg| {
         let (params, array) = msg.encode();
-        node.send_output(output.clone(), params, DoraArray::from(array)).wrap_err("track: sending result")
+        node.send_output(output.clone(), params, DoraArray::from(array))
+            .wrap_err("track: sending result")
     };
     while let Some(event) = events.recv() {
-        let Event::Input { id, metadata, data } = event else { continue };
+        let Event::Input { id, metadata, data } = event else {
+            continue;
+        };
         if !id.as_str().starts_with("detections") {
             continue;
         }
@@ -97,13 +116,23 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
     for dets in rest {
         emit(&mut node, &step(&mut tracker, dets))?;
     }
-    tracing::info!(bad, duplicates, skipped = reorder.skipped(), "track finished");
+    tracing::info!(
+        bad,
+        duplicates,
+        skipped = reorder.skipped(),
+        "track finished"
+    );
     Ok(())
 }
 
 fn step(tracker: &mut Tracker, dets: DetectionsMsg) -> ResultMsg {
     let tracks = tracker.update(&dets.detections, dets.inferred).to_vec();
-    ResultMsg { header: dets.header, inferred: dets.inferred, detections: dets.detections, tracks }
+    ResultMsg {
+        header: dets.header,
+        inferred: dets.inferred,
+        detections: dets.detections,
+        tracks,
+    }
 }
 
 #[cfg(test)]
@@ -113,7 +142,10 @@ mod tests {
     #[test]
     fn config_defaults_and_bounds() {
         let c = Config::from_lookup(&|_: &str| None).expect("defaults");
-        assert_eq!((c.hold, c.tracker), (Some(LIVE_HOLD), TrackerConfig::default()));
+        assert_eq!(
+            (c.hold, c.tracker),
+            (Some(LIVE_HOLD), TrackerConfig::default())
+        );
         let strict = |k: &str| (k == "VIGIL_ORDER").then(|| "strict".to_owned());
         assert_eq!(Config::from_lookup(&strict).expect("strict").hold, None);
         let bad = |k: &str| (k == "VIGIL_TRACK_IOU").then(|| "2".to_owned());

@@ -1,0 +1,226 @@
+//! End to end through the real dora runtime: `vigil import` and `vigil replay` as a user runs
+//! them, on the committed sample recording and on footage the sample does not contain.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn vigil() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn replay(recording: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let output = vigil()
+        .current_dir(root())
+        .arg("replay")
+        .arg(recording)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .output()
+        .expect("vigil runs");
+    assert!(
+        output.status.success(),
+        "vigil replay failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("output")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+        .collect()
+}
+
+/// The replay output with values rounded (0.1 px, 0.01 score), one frame a line, for a
+/// snapshot that other CPUs reproduce.
+fn rounded(frames: &[serde_json::Value]) -> String {
+    let r = |v: &serde_json::Value, k: f64| {
+        format!("{}", (v.as_f64().unwrap_or(f64::NAN) * k).round() / k)
+    };
+    let b = |v: &serde_json::Value| {
+        v.as_array()
+            .map(|a| a.iter().map(|x| r(x, 10.0)).collect::<Vec<_>>().join(","))
+            .unwrap_or_default()
+    };
+    frames
+        .iter()
+        .map(|f| {
+            let dets: Vec<String> = f["detections"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| {
+                    format!(
+                        "{} {} [{}]",
+                        d["label"].as_str().unwrap_or(""),
+                        r(&d["score"], 100.0),
+                        b(&d["box"])
+                    )
+                })
+                .collect();
+            let tracks: Vec<String> = f["tracks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| format!("#{} [{}]", t["id"], b(&t["box"])))
+                .collect();
+            format!("{}: {} | {}", f["seq"], dets.join("; "), tracks.join("; "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn sample_replay_is_lossless_deterministic_and_matches_the_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rec = root().join("recordings/vtest-100.mcap");
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    replay(&rec, &a, &[]);
+    replay(&rec, &b, &[]);
+    let (bytes_a, bytes_b) = (std::fs::read(&a).expect("a"), std::fs::read(&b).expect("b"));
+    assert_eq!(
+        bytes_a, bytes_b,
+        "two replays of one recording must write identical bytes"
+    );
+    let frames = lines(&a);
+    let seqs: Vec<u64> = frames
+        .iter()
+        .map(|f| f["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(
+        seqs,
+        (0..100).collect::<Vec<_>>(),
+        "one line per frame, in order"
+    );
+    // vtest.avi shows several pedestrians in every frame.
+    let people = |f: &serde_json::Value| {
+        f["detections"]
+            .as_array()
+            .map_or(0, |d| d.iter().filter(|d| d["label"] == "person").count())
+    };
+    assert!(
+        frames.iter().all(|f| people(f) >= 3),
+        "people found in every frame"
+    );
+    insta::assert_snapshot!("vtest_100", rounded(&frames));
+}
+
+#[test]
+fn import_then_replay_finds_the_person_in_unseen_footage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let images = dir.path().join("images");
+    std::fs::create_dir(&images).expect("mkdir");
+    for i in 0..3 {
+        std::fs::copy(
+            root().join("tests/fixtures/messi5.jpg"),
+            images.join(format!("f{i}.jpg")),
+        )
+        .expect("copy");
+    }
+    let rec = dir.path().join("messi.mcap");
+    let out = vigil()
+        .arg("import")
+        .arg(&images)
+        .arg("-o")
+        .arg(&rec)
+        .args(["--fps", "5"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = vigil().arg("info").arg(&rec).output().expect("runs");
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.contains("frames:     3") && info.contains("548x342"),
+        "{info}"
+    );
+
+    let jsonl = dir.path().join("out.jsonl");
+    replay(&rec, &jsonl, &[]);
+    let frames = lines(&jsonl);
+    assert_eq!(frames.len(), 3);
+    for f in &frames {
+        let person = f["detections"]
+            .as_array()
+            .expect("detections")
+            .iter()
+            .find(|d| d["label"] == "person")
+            .expect("a person");
+        let b: Vec<f64> = person["box"]
+            .as_array()
+            .expect("box")
+            .iter()
+            .map(|v| v.as_f64().expect("num"))
+            .collect();
+        // The footballer runs through the middle of the 548×342 photo, most of its height tall.
+        assert!(
+            b[0] < 274.0 && b[2] > 274.0 && b[1] < 171.0 && b[3] > 171.0 && b[3] - b[1] > 150.0,
+            "{b:?}"
+        );
+        assert!(
+            b[0] >= 0.0 && b[1] >= 0.0 && b[2] <= 548.0 && b[3] <= 342.0,
+            "clamped to the frame: {b:?}"
+        );
+    }
+    // The same person keeps one track id across the frames.
+    let ids: Vec<&serde_json::Value> = frames.iter().map(|f| &f["tracks"][0]["id"]).collect();
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+}
+
+#[test]
+fn a_torn_recording_replays_every_complete_frame() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let full = std::fs::read(root().join("recordings/vtest-100.mcap")).expect("sample");
+    let torn = dir.path().join("torn.mcap");
+    std::fs::write(&torn, &full[..full.len() / 5]).expect("write");
+    let info = vigil().arg("info").arg(&torn).output().expect("runs");
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(info.contains("torn:"), "{info}");
+    let frames: usize = info
+        .lines()
+        .find_map(|l| l.strip_prefix("frames:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("frame count");
+    assert!((15..25).contains(&frames), "{info}");
+    let out = dir.path().join("torn.jsonl");
+    replay(&torn, &out, &[]);
+    assert_eq!(lines(&out).len(), frames);
+}
+
+#[test]
+fn bad_config_is_an_error_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("vigil.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "model:\n  path: {}\npostprocess:\n  conf_treshold: 0.3\n",
+            root().join("models/centernet_mb3_coco.onnx").display()
+        ),
+    )
+    .expect("write");
+    let out = vigil()
+        .args(["replay", "recordings/vtest-100.mcap", "-o"])
+        .arg(dir.path().join("o.jsonl"))
+        .arg("--config")
+        .arg(&cfg)
+        .current_dir(root())
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("conf_treshold"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -35,7 +35,7 @@ pub fn resolve_settings(model: Option<&Path>, config: Option<&Path>) -> eyre::Re
         (Some(c), m) => {
             let mut s = Settings::load(c)?;
             if let Some(m) = m {
-                s.model.path = m.to_owned();
+                m.clone_into(&mut s.model.path);
             }
             s
         }
@@ -215,15 +215,12 @@ pub fn replay(
     let output = std::path::absolute(output)?;
     let exe = std::env::current_exe().wrap_err("finding the vigil binary")?;
     let tmp;
-    let workdir = match &opts.workdir {
-        Some(w) => {
-            std::fs::create_dir_all(w)?;
-            std::path::absolute(w)?
-        }
-        None => {
-            tmp = tempfile::tempdir()?;
-            tmp.path().to_owned()
-        }
+    let workdir = if let Some(w) = &opts.workdir {
+        std::fs::create_dir_all(w)?;
+        std::path::absolute(w)?
+    } else {
+        tmp = tempfile::tempdir()?;
+        tmp.path().to_owned()
     };
     let yaml = replay_dataflow(DEVICE_DATAFLOW, &exe, &recording, &output, settings, opts)?;
     let flow = workdir.join("replay.yml");

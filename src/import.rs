@@ -36,19 +36,18 @@ pub fn import_dir(dir: &Path, output: &Path, fps: f64) -> eyre::Result<u64> {
                 .wrap_err_with(|| format!("decoding {}", file.display()))?;
             (bytes, (img.width, img.height))
         };
-        let (w, first) = match &mut writer {
-            Some((w, first)) => (w, *first),
-            None => {
-                let info = RecordingInfo {
-                    camera: format!("import:{}", dir.display()),
-                    width: size.0,
-                    height: size.1,
-                    fps,
-                    software: crate::software(),
-                };
-                let w = writer.insert((RecordingWriter::create(output, &info)?, size));
-                (&mut w.0, size)
-            }
+        let (w, first) = if let Some((w, first)) = &mut writer {
+            (w, *first)
+        } else {
+            let info = RecordingInfo {
+                camera: format!("import:{}", dir.display()),
+                width: size.0,
+                height: size.1,
+                fps,
+                software: crate::software(),
+            };
+            let w = writer.insert((RecordingWriter::create(output, &info)?, size));
+            (&mut w.0, size)
         };
         if size != first {
             bail!(

@@ -163,7 +163,7 @@ fn record(output: &Path, device: PathBuf, seconds: f64) -> eyre::Result<()> {
     let mut w = vigil_record::RecordingWriter::create(output, &info)?;
     let start = std::time::Instant::now();
     while start.elapsed().as_secs_f64() < seconds {
-        let f = cap.next()?;
+        let f = cap.next_frame()?;
         w.write_frame(&vigil_record::RecordedFrame {
             seq: f.seq,
             timestamp_ns: f.timestamp_ns,

@@ -135,7 +135,7 @@ impl Settings {
         } else {
             Self::default()
         };
-        s.model.path = model.to_owned();
+        model.clone_into(&mut s.model.path);
         Ok(s)
     }
 

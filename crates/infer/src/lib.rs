@@ -261,7 +261,7 @@ mod tests {
         assert!(
             "npu"
                 .parse::<Provider>()
-                .unwrap_err()
+                .expect_err("must fail")
                 .to_string()
                 .contains("npu")
         );

@@ -68,7 +68,6 @@ impl<F: Fn(&str) -> Option<String>> Lookup for F {
 }
 
 /// The process environment, for node entry points.
-#[must_use]
 pub fn env_lookup() -> impl Fn(&str) -> Option<String> {
     |k: &str| std::env::var(k).ok()
 }

@@ -667,7 +667,7 @@ mod tests {
         let wrong = Float32Array::from(vec![1.0]);
         assert!(
             decode_frame(&p, &wrong)
-                .unwrap_err()
+                .expect_err("must fail")
                 .to_string()
                 .contains("Float32")
         );

@@ -139,7 +139,7 @@ impl std::fmt::Debug for RecordingWriter {
         f.debug_struct("RecordingWriter")
             .field("path", &self.path)
             .field("frames", &self.frames)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -283,12 +283,9 @@ impl Recording {
         let mut torn = false;
         let mut footer = false;
         for record in reader {
-            let record = match record {
-                Ok(r) => r,
-                Err(_) => {
-                    torn = true;
-                    break;
-                }
+            let Ok(record) = record else {
+                torn = true;
+                break;
             };
             match record {
                 Record::Metadata(m) if m.name == METADATA_NAME => {

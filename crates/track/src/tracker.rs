@@ -1,10 +1,10 @@
-//! The IOU tracker: greedy matching of detections to tracks of the same class by IoU.
+//! The IOU tracker: greedy matching of detections to tracks of the same class by `IoU`.
 
 use vigil_detect::{BBox, Detection};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TrackerConfig {
-    /// A detection joins a track when their IoU is at least this.
+    /// A detection joins a track when their `IoU` is at least this.
     pub iou_threshold: f32,
     /// A track survives this many inferred frames without a match.
     pub max_age: u32,

@@ -39,7 +39,7 @@ pub struct PreprocessConfig {
 }
 
 impl Default for PreprocessConfig {
-    /// Ultralytics' own preprocessing of a 640×640 YOLOv8.
+    /// Ultralytics' own preprocessing of a 640×640 `YOLOv8`.
     fn default() -> Self {
         Self {
             net_w: 640,

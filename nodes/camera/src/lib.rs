@@ -108,7 +108,7 @@ impl Capture {
         })
     }
 
-    pub fn next(&mut self) -> eyre::Result<Captured<'_>> {
+    pub fn next_frame(&mut self) -> eyre::Result<Captured<'_>> {
         let (buf, meta) = self.stream.next().wrap_err("capturing a frame")?;
         let used = (meta.bytesused as usize).min(buf.len());
         let ts = meta.timestamp;
@@ -135,7 +135,7 @@ pub fn run(mut capture: Capture, mut node: DoraNode, mut events: EventStream) ->
             return Ok(());
         }
         let (width, height) = (capture.width, capture.height);
-        let f = capture.next()?;
+        let f = capture.next_frame()?;
         let header = FrameHeader {
             seq: u64::from(f.seq),
             index,
@@ -167,7 +167,7 @@ mod tests {
         let bad = |k: &str| (k == "VIGIL_FPS").then(|| "0".to_owned());
         assert!(
             Config::from_lookup(&bad)
-                .unwrap_err()
+                .expect_err("must fail")
                 .to_string()
                 .contains("VIGIL_FPS")
         );
@@ -178,8 +178,8 @@ mod tests {
     #[ignore = "needs a camera at /dev/video0"]
     fn captures_mjpeg_frames_with_increasing_sequence() {
         let mut cap = Capture::open(&Config::default()).expect("camera opens");
-        let a = cap.next().expect("frame").seq;
-        let f = cap.next().expect("frame");
+        let a = cap.next_frame().expect("frame").seq;
+        let f = cap.next_frame().expect("frame");
         assert!(f.seq > a);
         assert_eq!(&f.jpeg[..2], &[0xFF, 0xD8]);
     }

@@ -155,7 +155,7 @@ mod tests {
         };
         assert!(
             Config::from_lookup(&bad)
-                .unwrap_err()
+                .expect_err("must fail")
                 .to_string()
                 .contains("VIGIL_IOU")
         );

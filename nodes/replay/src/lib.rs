@@ -189,13 +189,13 @@ mod tests {
         };
         assert!(
             Config::from_lookup(&bad)
-                .unwrap_err()
+                .expect_err("must fail")
                 .to_string()
                 .contains("VIGIL_MODE")
         );
         assert!(
             Config::from_lookup(&|_: &str| None)
-                .unwrap_err()
+                .expect_err("must fail")
                 .to_string()
                 .contains("VIGIL_RECORDING")
         );

@@ -82,6 +82,7 @@ fn box_json(b: &vigil_detect::BBox) -> [f64; 4] {
 }
 
 /// One frame as a JSON line (without the newline). Scores to 4 places, pixels to 2.
+#[must_use]
 pub fn json_line(
     seq: u64,
     detections: &[Detection],

@@ -224,3 +224,31 @@ fn bad_config_is_an_error_naming_the_key() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_node_that_keeps_failing_fails_the_replay_with_its_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("vigil.yml");
+    std::fs::write(
+        &cfg,
+        "model:\n  path: missing.onnx\npreprocess: {net_w: 512, net_h: 512, layout: nhwc}\n",
+    )
+    .expect("write");
+    let out = vigil()
+        .args(["replay", "recordings/vtest-100.mcap", "-o"])
+        .arg(dir.path().join("o.jsonl"))
+        .arg("--config")
+        .arg(&cfg)
+        .current_dir(root())
+        .output()
+        .expect("runs");
+    assert!(
+        !out.status.success(),
+        "a replay whose infer node cannot start must fail"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("missing.onnx"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -24,8 +24,42 @@ const REPLAY_MAX_RESTARTS: u64 = 2;
 #[derive(Debug, Clone, Default)]
 pub struct ReplayOptions {
     pub realtime: bool,
+    /// Include the preview, serving on this port (0: render and report only).
     pub preview: Option<u16>,
     pub workdir: Option<PathBuf>,
+    /// `VIGIL_FAULTS` for the infer node.
+    pub faults: Option<String>,
+    pub deadline_ms: Option<u64>,
+    /// Include the monitor, serving on this port (0: no server).
+    pub monitor_port: Option<u16>,
+    pub audit: Option<PathBuf>,
+    pub flight_dir: Option<PathBuf>,
+    /// (node, key, value) settings applied last.
+    pub set: Vec<(String, String, String)>,
+}
+
+impl ReplayOptions {
+    /// The preview port, if the preview runs: asked for, or implied by a realtime replay.
+    fn preview_port(&self) -> Option<u16> {
+        self.preview.or(self.realtime.then_some(0))
+    }
+
+    fn monitor(&self) -> Option<u16> {
+        self.monitor_port
+            .or((self.realtime || self.faults.is_some()).then_some(0))
+    }
+}
+
+/// `node.KEY=VALUE` → (node, key, value).
+pub fn parse_set(s: &str) -> eyre::Result<(String, String, String)> {
+    let (target, value) = s
+        .split_once('=')
+        .ok_or_else(|| eyre!("--set {s}: expected NODE.KEY=VALUE"))?;
+    let (node, key) = target
+        .split_once('.')
+        .filter(|(n, k)| !n.is_empty() && !k.is_empty())
+        .ok_or_else(|| eyre!("--set {s}: expected NODE.KEY=VALUE"))?;
+    Ok((node.to_owned(), key.to_owned(), value.to_owned()))
 }
 
 /// The default model, relative to the project folder.
@@ -110,9 +144,23 @@ pub fn replay_dataflow(
         .and_then(Value::as_sequence_mut)
         .ok_or_else(|| eyre!("dataflow has no nodes"))?;
     let queue = (WINDOW * 2) as u64;
-    nodes.retain(|n| {
-        opts.preview.is_some() || n.get("id").and_then(Value::as_str) != Some("preview")
+    nodes.retain(|n| match n.get("id").and_then(Value::as_str) {
+        Some("preview") => opts.preview_port().is_some(),
+        Some("monitor") => opts.monitor().is_some(),
+        _ => true,
     });
+    let present: Vec<String> = nodes
+        .iter()
+        .filter_map(|n| n.get("id").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    let fatal_faults = match &opts.faults {
+        Some(f) => f
+            .split(',')
+            .filter(|i| !i.trim().is_empty() && !i.trim().starts_with("garbage"))
+            .count() as u64,
+        None => 0,
+    };
+    let output_beside = |ext: &str| output.with_extension(ext);
     for node in nodes.iter_mut() {
         let node = node
             .as_mapping_mut()
@@ -123,12 +171,29 @@ pub fn replay_dataflow(
             .unwrap_or_default()
             .to_owned();
         node.insert(key("path"), key(&exe.display().to_string()));
-        // A replay must end: restart a failing node a few times, not forever as on the device.
+        // A replay must end: restart a failing node a few times (and once per injected
+        // fault), not forever as on the device.
         if node.contains_key("restart_policy") {
             node.insert(
                 key("max_restarts"),
-                Value::Number(REPLAY_MAX_RESTARTS.into()),
+                Value::Number((REPLAY_MAX_RESTARTS + fatal_faults).into()),
             );
+        }
+        // Inputs from nodes this replay leaves out go too.
+        if let Some(inputs) = node.get_mut("inputs").and_then(Value::as_mapping_mut) {
+            inputs.retain(|_, input| {
+                let source = match input {
+                    Value::String(s) => s.as_str(),
+                    other => other
+                        .get("source")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                };
+                source.starts_with("dora/")
+                    || source
+                        .split_once('/')
+                        .is_some_and(|(from, _)| present.iter().any(|p| p == from))
+            });
         }
         if id == "camera" {
             // The replay node takes the camera's place, under the camera's id.
@@ -171,13 +236,52 @@ pub fn replay_dataflow(
             if id == "preview" {
                 e.insert(
                     key("VIGIL_PREVIEW_PORT"),
-                    key(&opts.preview.unwrap_or_default().to_string()),
+                    key(&opts.preview_port().unwrap_or_default().to_string()),
                 );
+            }
+        }
+        if let Some(e) = node_env.as_mapping_mut() {
+            match id.as_str() {
+                "infer" => {
+                    if let Some(f) = &opts.faults {
+                        e.insert(key("VIGIL_FAULTS"), key(f));
+                    }
+                    if let Some(d) = opts.deadline_ms {
+                        e.insert(key("VIGIL_DEADLINE_MS"), key(&d.to_string()));
+                    }
+                }
+                "monitor" => {
+                    let audit = opts
+                        .audit
+                        .clone()
+                        .unwrap_or_else(|| output_beside("audit.db"));
+                    let flight = opts
+                        .flight_dir
+                        .clone()
+                        .unwrap_or_else(|| output_beside("flight"));
+                    for (k, v) in [
+                        ("VIGIL_AUDIT_DB", std::path::absolute(&audit)?),
+                        ("VIGIL_FLIGHT_DIR", std::path::absolute(&flight)?),
+                    ] {
+                        e.insert(key(k), key(&v.display().to_string()));
+                    }
+                    e.insert(
+                        key("VIGIL_MONITOR_PORT"),
+                        key(&opts.monitor().unwrap_or_default().to_string()),
+                    );
+                }
+                _ => {}
+            }
+            for (n, k, v) in &opts.set {
+                if *n == id {
+                    e.insert(key(k), key(v));
+                }
             }
         }
         // Lock-step keeps at most WINDOW frames in the pipeline, so these queues never drop.
         if let Some(inputs) = node.get_mut("inputs").and_then(Value::as_mapping_mut)
             && id != "preview"
+            && id != "monitor"
         {
             for (_, input) in inputs.iter_mut() {
                 let source = match input {
@@ -392,6 +496,7 @@ mod tests {
                 "infer",
                 "track",
                 "preview",
+                "monitor",
                 "sink",
             ];
             if !args
@@ -433,7 +538,17 @@ mod tests {
     #[test]
     fn device_dataflow_is_consistent() {
         let ids = check_dataflow(DEVICE_DATAFLOW).expect("consistent");
-        assert_eq!(ids, ["camera", "infer", "preprocess", "preview", "track"]);
+        assert_eq!(
+            ids,
+            [
+                "camera",
+                "infer",
+                "monitor",
+                "preprocess",
+                "preview",
+                "track"
+            ]
+        );
         let doc: Value = serde_yaml::from_str(DEVICE_DATAFLOW).expect("yaml");
         for n in doc["nodes"].as_sequence().expect("nodes") {
             assert_eq!(

@@ -56,6 +56,25 @@ enum Command {
         /// Keep the generated dataflow and dora's logs in this folder.
         #[arg(long)]
         workdir: Option<PathBuf>,
+        /// Inject faults into the infer node: `abort@SEQ,segv@SEQ,hang@SEQ,sticky@SEQ,garbage@SEQ`.
+        #[arg(long)]
+        faults: Option<String>,
+        /// The infer watchdog's deadline for one inference, in ms.
+        #[arg(long)]
+        deadline_ms: Option<u64>,
+        /// Run the monitor (audit, flight recorder) and serve /health and /metrics on this
+        /// port (0: no server). On by default with --realtime, on port 0.
+        #[arg(long)]
+        monitor_port: Option<u16>,
+        /// The audit database [default: <output>.audit.db].
+        #[arg(long)]
+        audit: Option<PathBuf>,
+        /// Where flight recordings go [default: <output>.flight/].
+        #[arg(long)]
+        flight_dir: Option<PathBuf>,
+        /// Any node setting: `--set node.KEY=VALUE` (e.g. `--set preprocess.VIGIL_INTERVAL=3`).
+        #[arg(long = "set", value_name = "NODE.KEY=VALUE")]
+        set: Vec<String>,
     },
     /// Record live from a V4L2 camera.
     Record {
@@ -76,6 +95,7 @@ enum NodeName {
     Infer,
     Track,
     Preview,
+    Monitor,
     Sink,
 }
 
@@ -95,6 +115,7 @@ fn main() -> eyre::Result<()> {
             NodeName::Infer => vigil_infer_node::main(),
             NodeName::Track => vigil_track_node::main(),
             NodeName::Preview => vigil_preview::main(),
+            NodeName::Monitor => vigil_monitor::main(),
             NodeName::Sink => vigil_sink::main(),
         },
         Command::Import { dir, output, fps } => {
@@ -111,12 +132,27 @@ fn main() -> eyre::Result<()> {
             realtime,
             preview,
             workdir,
+            faults,
+            deadline_ms,
+            monitor_port,
+            audit,
+            flight_dir,
+            set,
         } => {
             let settings = dataflow::resolve_settings(model.as_deref(), config.as_deref())?;
             let opts = dataflow::ReplayOptions {
                 realtime,
                 preview,
                 workdir,
+                faults,
+                deadline_ms,
+                monitor_port,
+                audit,
+                flight_dir,
+                set: set
+                    .iter()
+                    .map(|s| dataflow::parse_set(s))
+                    .collect::<eyre::Result<_>>()?,
             };
             let lines = dataflow::replay(&recording, &output, &settings, &opts)?;
             eprintln!("{}: {lines} frames", output.display());

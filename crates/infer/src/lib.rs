@@ -3,6 +3,7 @@
 //! the setup step installs, found without any variable set by hand) and picks its execution
 //! provider from config.
 
+pub mod device;
 mod library;
 
 use std::path::{Path, PathBuf};
@@ -34,11 +35,32 @@ pub enum InferError {
     BadInputShape { expected: Vec<i64>, got: Vec<usize> },
     #[error("inference failed: {0}")]
     Run(String),
+    /// The device reported an error that leaves its context unusable (see [`device`]).
+    #[error("sticky device error, the process must restart: {0}")]
+    StickyDevice(String),
     #[error("unknown execution provider `{0}` (cpu, cuda, tensorrt)")]
     UnknownProvider(String),
 }
 
 /// Where a model runs.
+impl InferError {
+    /// A run error, classified: sticky device errors apart from the rest.
+    #[must_use]
+    pub fn run(message: String) -> Self {
+        if device::is_sticky_message(&message) {
+            Self::StickyDevice(message)
+        } else {
+            Self::Run(message)
+        }
+    }
+
+    /// True when no retry in this process can succeed.
+    #[must_use]
+    pub fn is_sticky(&self) -> bool {
+        matches!(self, Self::StickyDevice(_))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
     Cpu,
@@ -214,12 +236,12 @@ impl Backend for OrtBackend {
         let outputs = self
             .session
             .run(ort::inputs![self.input.name.as_str() => tensor])
-            .map_err(|e| InferError::Run(e.to_string()))?;
+            .map_err(|e| InferError::run(e.to_string()))?;
         let mut result = Vec::with_capacity(self.output_names.len());
         for (name, value) in &outputs {
             let (shape, values) = value
                 .try_extract_tensor::<f32>()
-                .map_err(|e| InferError::Run(format!("output `{name}`: {e}")))?;
+                .map_err(|e| InferError::run(format!("output `{name}`: {e}")))?;
             result.push(OutputTensor {
                 name: name.to_owned(),
                 shape: shape.iter().map(|&d| d.max(0) as usize).collect(),

@@ -7,7 +7,9 @@
 //! | frame        | `UInt8` — the camera's JPEG bytes, untouched       | header                            |
 //! | tensor       | `Float32` — network input, empty when skipped      | header, letterbox, shape, layout  |
 //! | detections   | struct {class u32, score f32, x1,y1,x2,y2 f32}     | header, `inferred`                |
-//! | result       | struct {kind u8, id u64, class, score, hits, misses, coasting, x1..y2} — the frame's detections (kind 0) and tracks (kind 1) | header, `inferred` |
+//! | result       | struct {kind u8, id u64, class, score, hits, misses, lost, coasting, x1..y2} — the frame's detections (kind 0) and tracks (kind 1) | header, `inferred`, `missing` |
+//! | status       | empty — infer's `started` (with how its predecessor died) or `rejected` | `event`, `pid`, `fault_*` |
+//! | shown        | empty — the preview showed this frame                  | header, `shown_total`             |
 //! | ack          | empty `UInt8`                                      | header                            |
 //!
 //! The header is `frame_seq`, `frame_index`, `timestamp_ns`, `width`, `height` — the source frame's facts,
@@ -41,6 +43,49 @@ pub mod keys {
     pub const SCALE: &str = "letterbox_scale";
     pub const PAD: &str = "letterbox_pad";
     pub const NET_SIZE: &str = "net_size";
+    pub const MISSING: &str = "missing";
+    pub const PREPROCESS_US: &str = "preprocess_us";
+    pub const INFER_US: &str = "infer_us";
+    pub const EVENT: &str = "event";
+    pub const PID: &str = "pid";
+    pub const FAULT_CAUSE: &str = "fault_cause";
+    pub const FAULT_SEQ: &str = "fault_seq";
+    pub const EXIT_CODE: &str = "exit_code";
+    pub const SIGNAL: &str = "signal";
+    pub const REJECTED: &str = "rejected_total";
+    pub const SHOWN: &str = "shown_total";
+}
+
+/// How long the stages before a message took on its frame, in microseconds (0: not measured).
+/// Wall-clock measurements for monitoring only: nothing downstream decides on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Latency {
+    pub preprocess_us: u32,
+    pub infer_us: u32,
+}
+
+impl Latency {
+    fn insert(self, p: &mut MetadataParameters) {
+        for (key, v) in [
+            (keys::PREPROCESS_US, self.preprocess_us),
+            (keys::INFER_US, self.infer_us),
+        ] {
+            if v > 0 {
+                p.insert(key.into(), Parameter::Integer(v.into()));
+            }
+        }
+    }
+
+    fn from_params(p: &MetadataParameters) -> Self {
+        let us = |key| match p.get(key) {
+            Some(Parameter::Integer(v)) => u32::try_from(*v).unwrap_or(0),
+            _ => 0,
+        };
+        Self {
+            preprocess_us: us(keys::PREPROCESS_US),
+            infer_us: us(keys::INFER_US),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -197,6 +242,7 @@ pub struct TensorMsg<'a> {
     pub shape: Vec<usize>,
     pub layout: TensorLayout,
     pub data: &'a [f32],
+    pub latency: Latency,
 }
 
 impl TensorMsg<'_> {
@@ -229,6 +275,7 @@ impl TensorMsg<'_> {
             keys::NET_SIZE.into(),
             Parameter::ListInt(vec![lb.dst_w.into(), lb.dst_h.into()]),
         );
+        self.latency.insert(&mut p);
         (p, Arc::new(Float32Array::from(self.data.to_vec())))
     }
 }
@@ -285,6 +332,7 @@ pub fn decode_tensor<'a>(
         shape,
         layout,
         data,
+        latency: Latency::from_params(p),
     })
 }
 
@@ -297,6 +345,7 @@ pub struct DetectionsMsg {
     pub header: FrameHeader,
     pub inferred: bool,
     pub detections: Vec<Detection>,
+    pub latency: Latency,
 }
 
 fn f32_col<T>(rows: &[T], f: impl Fn(&T) -> f32) -> ArrayRef {
@@ -389,6 +438,7 @@ impl DetectionsMsg {
     pub fn encode(&self) -> (MetadataParameters, ArrayRef) {
         let mut p = self.header.to_params();
         p.insert(keys::INFERRED.into(), Parameter::Bool(self.inferred));
+        self.latency.insert(&mut p);
         let d = &self.detections;
         let mut cols: Vec<(&str, ArrayRef)> = vec![
             (
@@ -422,18 +472,23 @@ pub fn decode_detections(
         header: FrameHeader::from_params(p)?,
         inferred: boolean(p, keys::INFERRED)?,
         detections,
+        latency: Latency::from_params(p),
     })
 }
 
 /// One frame's outcome as the tracker left it: the frame's detections and the live tracks,
 /// in one message so that they can never be separated on the way. One row per detection
 /// (`kind` 0) or track (`kind` 1); `id`, `hits`, `misses` are 0 on detection rows.
+/// `missing` marks a frame whose detections never came (the detector was down or lost it):
+/// its tracks are predictions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResultMsg {
     pub header: FrameHeader,
     pub inferred: bool,
+    pub missing: bool,
     pub detections: Vec<Detection>,
     pub tracks: Vec<Track>,
+    pub latency: Latency,
 }
 
 impl ResultMsg {
@@ -441,6 +496,10 @@ impl ResultMsg {
     pub fn encode(&self) -> (MetadataParameters, ArrayRef) {
         let mut p = self.header.to_params();
         p.insert(keys::INFERRED.into(), Parameter::Bool(self.inferred));
+        if self.missing {
+            p.insert(keys::MISSING.into(), Parameter::Bool(true));
+        }
+        self.latency.insert(&mut p);
         let rows: Vec<(u8, Track)> = self
             .detections
             .iter()
@@ -454,6 +513,7 @@ impl ResultMsg {
                         bbox: d.bbox,
                         hits: 0,
                         misses: 0,
+                        lost: 0,
                     },
                 )
             })
@@ -482,6 +542,10 @@ impl ResultMsg {
                 Arc::new(rows.iter().map(|r| r.1.misses).collect::<UInt32Array>()),
             ),
             (
+                "lost",
+                Arc::new(rows.iter().map(|r| r.1.lost).collect::<UInt32Array>()),
+            ),
+            (
                 "coasting",
                 Arc::new(
                     rows.iter()
@@ -499,7 +563,7 @@ pub fn decode_result(p: &MetadataParameters, data: &dyn Array) -> Result<ResultM
     let c = Columns::new(
         "result",
         data,
-        "Struct{kind, id, class, score, hits, misses, x1, y1, x2, y2}",
+        "Struct{kind, id, class, score, hits, misses, lost, x1, y1, x2, y2}",
     )?;
     let kind_col = c.col("kind")?;
     let kind = kind_col
@@ -507,12 +571,14 @@ pub fn decode_result(p: &MetadataParameters, data: &dyn Array) -> Result<ResultM
         .ok_or_else(|| payload_err("result", kind_col, "UInt8 column"))?
         .values();
     let (id, class, score) = (c.u64("id")?, c.u32("class")?, c.f32("score")?);
-    let (hits, misses) = (c.u32("hits")?, c.u32("misses")?);
+    let (hits, misses, lost) = (c.u32("hits")?, c.u32("misses")?, c.u32("lost")?);
     let mut msg = ResultMsg {
         header: FrameHeader::from_params(p)?,
         inferred: boolean(p, keys::INFERRED)?,
+        missing: matches!(p.get(keys::MISSING), Some(Parameter::Bool(true))),
         detections: Vec::new(),
         tracks: Vec::new(),
+        latency: Latency::from_params(p),
     };
     for (i, bbox) in c.boxes()?.into_iter().enumerate() {
         if kind[i] == 0 {
@@ -529,6 +595,7 @@ pub fn decode_result(p: &MetadataParameters, data: &dyn Array) -> Result<ResultM
                 bbox,
                 hits: hits[i],
                 misses: misses[i],
+                lost: lost[i],
             });
         }
     }
@@ -542,6 +609,107 @@ pub fn encode_ack(header: &FrameHeader) -> (MetadataParameters, ArrayRef) {
         header.to_params(),
         Arc::new(UInt8Array::from(Vec::<u8>::new())),
     )
+}
+
+// ---------------------------------------------------------------------------------------------
+// status (infer → monitor) and shown (preview → monitor)
+
+/// Why a node's previous process ended, as it recorded on its way out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultReport {
+    /// `SIGSEGV`, `SIGABRT`, `sticky device error`, `watchdog`, …
+    pub cause: String,
+    /// The frame it was working on.
+    pub seq: u64,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+/// What the infer node tells the monitor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusMsg {
+    /// A process started; `previous` is how its predecessor ended (`None`: first start, or a
+    /// predecessor that left no word, e.g. killed by the kernel).
+    Started {
+        pid: u32,
+        previous: Option<FaultReport>,
+    },
+    /// A frame's tensor or outputs held NaN/inf and were rejected.
+    Rejected { header: FrameHeader, total: u64 },
+}
+
+impl StatusMsg {
+    #[must_use]
+    pub fn encode(&self) -> (MetadataParameters, ArrayRef) {
+        let mut p = MetadataParameters::new();
+        match self {
+            Self::Started { pid, previous } => {
+                p.insert(keys::EVENT.into(), Parameter::String("started".into()));
+                p.insert(keys::PID.into(), Parameter::Integer((*pid).into()));
+                if let Some(f) = previous {
+                    p.insert(keys::FAULT_CAUSE.into(), Parameter::String(f.cause.clone()));
+                    p.insert(keys::FAULT_SEQ.into(), Parameter::Integer(f.seq as i64));
+                    if let Some(c) = f.exit_code {
+                        p.insert(keys::EXIT_CODE.into(), Parameter::Integer(c.into()));
+                    }
+                    if let Some(s) = f.signal {
+                        p.insert(keys::SIGNAL.into(), Parameter::Integer(s.into()));
+                    }
+                }
+            }
+            Self::Rejected { header, total } => {
+                p = header.to_params();
+                p.insert(keys::EVENT.into(), Parameter::String("rejected".into()));
+                p.insert(keys::REJECTED.into(), Parameter::Integer(*total as i64));
+            }
+        }
+        (p, Arc::new(UInt8Array::from(Vec::<u8>::new())))
+    }
+}
+
+pub fn decode_status(p: &MetadataParameters) -> Result<StatusMsg, MsgError> {
+    let small = |key: &'static str| -> Result<Option<i32>, MsgError> {
+        p.get(key)
+            .map(|_| i32::try_from(int(p, key)?).map_err(|_| bad(key, "out of range", "an i32")))
+            .transpose()
+    };
+    match get(p, keys::EVENT)? {
+        Parameter::String(e) if e == "started" => Ok(StatusMsg::Started {
+            pid: u32::try_from(int(p, keys::PID)?)
+                .map_err(|_| bad(keys::PID, "out of range", "a u32"))?,
+            previous: match p.get(keys::FAULT_CAUSE) {
+                Some(Parameter::String(cause)) => Some(FaultReport {
+                    cause: cause.clone(),
+                    seq: int(p, keys::FAULT_SEQ)? as u64,
+                    exit_code: small(keys::EXIT_CODE)?,
+                    signal: small(keys::SIGNAL)?,
+                }),
+                _ => None,
+            },
+        }),
+        Parameter::String(e) if e == "rejected" => Ok(StatusMsg::Rejected {
+            header: FrameHeader::from_params(p)?,
+            total: int(p, keys::REJECTED)? as u64,
+        }),
+        other => Err(bad(
+            keys::EVENT,
+            format!("{other:?}"),
+            "\"started\" or \"rejected\"",
+        )),
+    }
+}
+
+/// The preview's word that it has shown a frame; `total` counts every frame shown so far, so a
+/// lost message loses no count.
+#[must_use]
+pub fn encode_shown(header: &FrameHeader, total: u64) -> (MetadataParameters, ArrayRef) {
+    let mut p = header.to_params();
+    p.insert(keys::SHOWN.into(), Parameter::Integer(total as i64));
+    (p, Arc::new(UInt8Array::from(Vec::<u8>::new())))
+}
+
+pub fn decode_shown(p: &MetadataParameters) -> Result<(FrameHeader, u64), MsgError> {
+    Ok((FrameHeader::from_params(p)?, int(p, keys::SHOWN)? as u64))
 }
 
 #[cfg(test)]
@@ -584,6 +752,10 @@ mod tests {
             shape: vec![1, 3, 4, 4],
             layout: TensorLayout::Nchw,
             data: &data,
+            latency: Latency {
+                preprocess_us: 612,
+                infer_us: 0,
+            },
         };
         let (p, a) = msg.encode();
         assert_eq!(decode_tensor(&p, a.as_ref()).expect("decodes"), msg);
@@ -599,6 +771,10 @@ mod tests {
             shape: vec![1, 3, 4, 4],
             layout: TensorLayout::Nchw,
             data: &data,
+            latency: Latency {
+                preprocess_us: 612,
+                infer_us: 0,
+            },
         };
         let (p, a) = msg.encode();
         assert!(matches!(
@@ -618,6 +794,10 @@ mod tests {
             header: H,
             inferred: true,
             detections: vec![d, d],
+            latency: Latency {
+                preprocess_us: 612,
+                infer_us: 25_000,
+            },
         };
         let (p, a) = msg.encode();
         assert_eq!(decode_detections(&p, a.as_ref()).expect("decodes"), msg);
@@ -625,6 +805,7 @@ mod tests {
             header: H,
             inferred: false,
             detections: vec![],
+            latency: Latency::default(),
         };
         let (p, a) = empty.encode();
         assert_eq!(decode_detections(&p, a.as_ref()).expect("decodes"), empty);
@@ -636,15 +817,60 @@ mod tests {
             bbox: d.bbox,
             hits: 4,
             misses: 1,
+            lost: 2,
         };
         let msg = ResultMsg {
             header: H,
             inferred: true,
+            missing: false,
             detections: vec![d],
             tracks: vec![t, t],
+            latency: Latency {
+                preprocess_us: 1,
+                infer_us: 2,
+            },
         };
         let (p, a) = msg.encode();
         assert_eq!(decode_result(&p, a.as_ref()).expect("decodes"), msg);
+        let missing = ResultMsg {
+            inferred: false,
+            missing: true,
+            detections: vec![],
+            ..msg
+        };
+        let (p, a) = missing.encode();
+        assert_eq!(decode_result(&p, a.as_ref()).expect("decodes"), missing);
+    }
+
+    #[test]
+    fn status_and_shown_round_trip() {
+        for msg in [
+            StatusMsg::Started {
+                pid: 4242,
+                previous: None,
+            },
+            StatusMsg::Started {
+                pid: 4243,
+                previous: Some(FaultReport {
+                    cause: "SIGSEGV".into(),
+                    seq: 300,
+                    exit_code: None,
+                    signal: Some(11),
+                }),
+            },
+            StatusMsg::Rejected {
+                header: H,
+                total: 2,
+            },
+        ] {
+            let (p, _) = msg.encode();
+            assert_eq!(decode_status(&p).expect("decodes"), msg);
+        }
+        let (p, _) = encode_shown(&H, 900);
+        assert_eq!(decode_shown(&p).expect("decodes"), (H, 900));
+        let mut bad = MetadataParameters::new();
+        bad.insert(keys::EVENT.into(), Parameter::String("exploded".into()));
+        assert!(decode_status(&bad).is_err());
     }
 
     #[test]

@@ -227,6 +227,11 @@ impl RecordingWriter {
     }
 
     #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    #[must_use]
     pub fn frames(&self) -> u64 {
         self.frames
     }

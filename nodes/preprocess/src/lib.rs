@@ -7,7 +7,7 @@ use dora_node_api::{DoraArray, DoraNode, Event, EventStream};
 use eyre::WrapErr;
 use vigil_detect::{Letterbox, TensorLayout};
 use vigil_msg::config::{ConfigError, Lookup};
-use vigil_msg::{TensorMsg, decode_frame};
+use vigil_msg::{Latency, TensorMsg, decode_frame};
 use vigil_vision::{ColorFormat, PreprocessConfig, Preprocessor};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -155,6 +155,7 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
             cfg.pre.symmetric_padding,
         );
         tensor.clear();
+        let started = std::time::Instant::now();
         if h.seq % cfg.interval == 0 {
             match pre.run_jpeg(frame.jpeg, &mut tensor) {
                 Ok(lb) => letterbox = lb,
@@ -171,6 +172,14 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
             shape: cfg.pre.shape(),
             layout: cfg.pre.layout,
             data: &tensor,
+            latency: Latency {
+                preprocess_us: if tensor.is_empty() {
+                    0
+                } else {
+                    micros(started.elapsed())
+                },
+                infer_us: 0,
+            },
         };
         let (params, array) = msg.encode();
         node.send_output(output.clone(), params, DoraArray::from(array))
@@ -178,6 +187,10 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
     }
     tracing::info!(corrupt, bad_messages, "preprocess finished");
     Ok(())
+}
+
+fn micros(d: std::time::Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX).max(1)
 }
 
 #[cfg(test)]

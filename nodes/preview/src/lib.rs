@@ -1,6 +1,8 @@
 //! The preview node: draws the latest tracks onto camera frames and serves them as an MJPEG
 //! stream on 127.0.0.1. It takes frames straight from the camera and overlays whatever tracks
-//! it has, so it never waits for inference; it renders only while someone is watching.
+//! it has, so it never waits for inference. Every camera frame is rendered (whether or not
+//! anyone watches, so what is counted is what a viewer would get) and reported on the `shown`
+//! output with a running total, which the monitor compares with the frames the camera sent.
 //!
 //! - `GET /` a page showing the stream
 //! - `GET /stream` `multipart/x-mixed-replace` MJPEG
@@ -11,10 +13,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use dora_node_api::{DoraNode, Event, EventStream};
+use dora_node_api::dora_core::config::DataId;
+use dora_node_api::{DoraArray, DoraNode, Event, EventStream};
 use eyre::WrapErr;
 use vigil_msg::config::{ConfigError, Lookup};
-use vigil_msg::{decode_frame, decode_result};
+use vigil_msg::{decode_frame, decode_result, encode_shown};
 use vigil_track::Track;
 use vigil_vision::{JpegCodec, Overlay, RgbImage, draw_overlay};
 
@@ -86,12 +89,15 @@ pub fn main() -> eyre::Result<()> {
             .collect(),
         None => Vec::new(),
     };
-    let server = tiny_http::Server::http(("127.0.0.1", cfg.port))
-        .map_err(|e| eyre::eyre!("preview: binding 127.0.0.1:{}: {e}", cfg.port))?;
-    tracing::info!("preview at http://127.0.0.1:{}/", cfg.port);
     let shared: Shared = Arc::default();
-    let http_shared = shared.clone();
-    std::thread::spawn(move || serve(&server, &http_shared));
+    // Port 0: render and report, serve nothing (replays in CI).
+    if cfg.port != 0 {
+        let server = tiny_http::Server::http(("127.0.0.1", cfg.port))
+            .map_err(|e| eyre::eyre!("preview: binding 127.0.0.1:{}: {e}", cfg.port))?;
+        tracing::info!("preview at http://127.0.0.1:{}/", cfg.port);
+        let http_shared = shared.clone();
+        std::thread::spawn(move || serve(&server, &http_shared));
+    }
     let (node, events) = DoraNode::init_from_env().wrap_err("preview: connecting to dora")?;
     run(&labels, &shared, node, events)
 }
@@ -99,9 +105,10 @@ pub fn main() -> eyre::Result<()> {
 fn run(
     labels: &[String],
     shared: &Shared,
-    _node: DoraNode,
+    mut node: DoraNode,
     mut events: EventStream,
 ) -> eyre::Result<()> {
+    let shown = DataId::from("shown".to_owned());
     let mut codec = JpegCodec::new(80)?;
     let mut tracks: Vec<Track> = Vec::new();
     let mut img = RgbImage::default();
@@ -121,18 +128,9 @@ fn run(
                 }
             }
             "frame" => {
-                let watched = shared
-                    .0
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .watchers
-                    > 0;
                 let Ok(frame) = decode_frame(&metadata.parameters, array) else {
                     continue;
                 };
-                if !watched {
-                    continue;
-                }
                 if let Err(e) = codec.decode_into(frame.jpeg, &mut img) {
                     corrupt += 1;
                     tracing::warn!(seq = frame.header.seq, error = %e, corrupt, "preview: frame not shown");
@@ -145,6 +143,10 @@ fn run(
                 latest.jpeg = Arc::new(jpeg);
                 rendered += 1;
                 shared.1.notify_all();
+                drop(latest);
+                let (params, array) = encode_shown(&frame.header, rendered);
+                node.send_output(shown.clone(), params, DoraArray::from(array))
+                    .wrap_err("preview: sending shown")?;
             }
             _ => {}
         }
@@ -253,6 +255,7 @@ mod tests {
             bbox: BBox::new(0.0, 0.0, 5.0, 5.0),
             hits: 1,
             misses: 0,
+            lost: 0,
         };
         let o = overlays(&[t], &["person".to_owned()]);
         assert_eq!(o[0].label, "12 person");

@@ -220,6 +220,7 @@ mod tests {
             bbox: b,
             hits: 1,
             misses: 0,
+            lost: 0,
         };
         let line = json_line(7, &[d], &[t], &["person".to_owned()]);
         assert_eq!(

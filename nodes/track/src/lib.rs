@@ -6,8 +6,12 @@
 //! Every input whose id starts with `detections` is merged (`detections`, or `detections_0` …
 //! `detections_{N-1}` for N infer processes splitting frames between them). Because the merge
 //! is by frame index, the output bytes do not depend on how many infer processes there are or
-//! how their results interleave. `VIGIL_ORDER=strict` (replay) waits for every frame;
-//! `live` (default) gives a missing frame up once a few later ones are waiting.
+//! how their results interleave. `VIGIL_ORDER=strict` (replay) waits for every frame.
+//!
+//! `live` (default) also takes the camera's `frame` input and never waits on the detector for
+//! long: a frame whose detections have not come once a frame `VIGIL_COAST_AFTER_MS` newer was
+//! seen (or a few later ones are done) goes out as `missing`, its tracks predicted at their last
+//! velocity and marked coasting. So the output keeps its pace while infer is down or restarting.
 
 use dora_node_api::dora_core::config::DataId;
 use dora_node_api::{DoraArray, DoraNode, Event, EventStream};
@@ -15,15 +19,21 @@ use eyre::WrapErr;
 use std::collections::VecDeque;
 use vigil_msg::config::{ConfigError, Lookup};
 
-use vigil_msg::{DetectionsMsg, ResultMsg, decode_detections};
-use vigil_track::{Reorder, Tracker, TrackerConfig};
+use vigil_msg::{DetectionsMsg, FrameHeader, Latency, ResultMsg, decode_detections};
+use vigil_track::{LiveOrder, Reorder, Tracker, TrackerConfig};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub tracker: TrackerConfig,
     /// Later frames allowed to wait behind a missing one before it is given up; `None` waits.
     pub hold: Option<usize>,
+    /// Live mode: how much newer (frame time) a frame must be before an older one whose
+    /// detections have not come goes out without them.
+    pub coast_after_ns: u64,
 }
+
+/// `VIGIL_COAST_AFTER_MS` unless set.
+pub const DEFAULT_COAST_AFTER_MS: u64 = 250;
 
 /// Frames that may wait behind a missing one in live mode.
 const LIVE_HOLD: usize = 3;
@@ -54,8 +64,12 @@ impl Config {
             tracker: TrackerConfig {
                 iou_threshold: iou,
                 max_age: l.parse_or("VIGIL_MAX_AGE", d.max_age)?,
+                max_coast: l.parse_or("VIGIL_MAX_COAST", d.max_coast)?,
             },
             hold,
+            coast_after_ns: l
+                .parse_or("VIGIL_COAST_AFTER_MS", DEFAULT_COAST_AFTER_MS)?
+                .saturating_mul(1_000_000),
         })
     }
 }
@@ -69,9 +83,68 @@ pub fn main() -> eyre::Result<()> {
 /// Results kept for frames that may arrive again.
 const RESEND_CACHE: usize = 64;
 
+/// The frame order in force: strict reorder by index, or live with coasting.
+enum Order {
+    Strict(Reorder<DetectionsMsg>),
+    Live(LiveOrder<FrameHeader, DetectionsMsg>),
+}
+
+impl Order {
+    /// Takes one message; returns false for a duplicate or late detection.
+    fn push(&mut self, id: &str, header: FrameHeader, dets: Option<DetectionsMsg>) -> bool {
+        match (self, dets) {
+            (Self::Strict(r), Some(d)) => r.push(header.index, d),
+            (Self::Strict(_), None) => true,
+            (Self::Live(l), None) => {
+                l.frame(header.index, header.timestamp_ns, header);
+                true
+            }
+            (Self::Live(l), Some(d)) => {
+                let ok = l.fill(header.index, header.timestamp_ns, d);
+                if !ok {
+                    tracing::debug!(id, index = header.index, "track: detections came late");
+                }
+                ok
+            }
+        }
+    }
+
+    /// The next frame to go out: its header and detections (`None`: they never came).
+    fn pop(&mut self) -> Option<(FrameHeader, Option<DetectionsMsg>)> {
+        match self {
+            Self::Strict(r) => r.pop().map(|(_, d)| (d.header, Some(d))),
+            Self::Live(l) => loop {
+                let r = l.pop()?;
+                match (r.item, r.frame) {
+                    (Some(d), _) => return Some((d.header, Some(d))),
+                    (None, Some(h)) => return Some((h, None)),
+                    (None, None) => {}
+                }
+            },
+        }
+    }
+
+    fn drain(&mut self) -> Vec<(FrameHeader, Option<DetectionsMsg>)> {
+        match self {
+            Self::Strict(r) => r.drain().map(|(_, d)| (d.header, Some(d))).collect(),
+            Self::Live(l) => l
+                .drain()
+                .filter_map(|r| match (r.item, r.frame) {
+                    (Some(d), _) => Some((d.header, Some(d))),
+                    (None, Some(h)) => Some((h, None)),
+                    (None, None) => None,
+                })
+                .collect(),
+        }
+    }
+}
+
 pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::Result<()> {
     let mut tracker = Tracker::new(cfg.tracker);
-    let mut reorder: Reorder<DetectionsMsg> = Reorder::new(cfg.hold);
+    let mut order = match cfg.hold {
+        None => Order::Strict(Reorder::new(None)),
+        Some(hold) => Order::Live(LiveOrder::new(cfg.coast_after_ns, hold)),
+    };
     let mut sent: VecDeque<ResultMsg> = VecDeque::with_capacity(RESEND_CACHE);
     let output = DataId::from("result".to_owned());
     let (mut bad, mut duplicates) = (0u64, 0u64);
@@ -84,26 +157,30 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
         let Event::Input { id, metadata, data } = event else {
             continue;
         };
-        if !id.as_str().starts_with("detections") {
+        let array = data.as_array();
+        let decoded = if id.as_str().starts_with("detections") {
+            decode_detections(&metadata.parameters, array.as_ref()).map(|d| (d.header, Some(d)))
+        } else if id.as_str() == "frame" {
+            FrameHeader::from_params(&metadata.parameters).map(|h| (h, None))
+        } else {
             continue;
-        }
-        match decode_detections(&metadata.parameters, data.as_array().as_ref()) {
-            Ok(d) => {
-                let index = d.header.index;
-                if !reorder.push(index, d) {
+        };
+        match decoded {
+            Ok((header, dets)) => {
+                if !order.push(id.as_str(), header, dets) {
                     duplicates += 1;
-                    if let Some(again) = sent.iter().find(|r| r.header.index == index) {
+                    if let Some(again) = sent.iter().find(|r| r.header.index == header.index) {
                         emit(&mut node, again)?;
                     }
                 }
             }
             Err(e) => {
                 bad += 1;
-                tracing::error!(error = %e, bad, "track: dropping malformed detections message");
+                tracing::error!(input = id.as_str(), error = %e, bad, "track: dropping malformed message");
             }
         }
-        while let Some((_, dets)) = reorder.pop() {
-            let result = step(&mut tracker, dets);
+        while let Some((header, dets)) = order.pop() {
+            let result = step(&mut tracker, header, dets);
             emit(&mut node, &result)?;
             if sent.len() == RESEND_CACHE {
                 sent.pop_front();
@@ -111,27 +188,36 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
             sent.push_back(result);
         }
     }
-    // The stream has ended: whatever still waits behind a missing frame goes out in order.
-    let rest: Vec<DetectionsMsg> = reorder.drain().map(|(_, d)| d).collect();
-    for dets in rest {
-        emit(&mut node, &step(&mut tracker, dets))?;
+    // The stream has ended: whatever still waits goes out in order.
+    for (header, dets) in order.drain() {
+        emit(&mut node, &step(&mut tracker, header, dets))?;
     }
-    tracing::info!(
-        bad,
-        duplicates,
-        skipped = reorder.skipped(),
-        "track finished"
-    );
+    let (skipped, missing, late) = match &order {
+        Order::Strict(r) => (r.skipped(), 0, 0),
+        Order::Live(l) => (0, l.missing(), l.late()),
+    };
+    tracing::info!(bad, duplicates, skipped, missing, late, "track finished");
     Ok(())
 }
 
-fn step(tracker: &mut Tracker, dets: DetectionsMsg) -> ResultMsg {
-    let tracks = tracker.update(&dets.detections, dets.inferred).to_vec();
-    ResultMsg {
-        header: dets.header,
-        inferred: dets.inferred,
-        detections: dets.detections,
-        tracks,
+fn step(tracker: &mut Tracker, header: FrameHeader, dets: Option<DetectionsMsg>) -> ResultMsg {
+    match dets {
+        Some(d) => ResultMsg {
+            header,
+            inferred: d.inferred,
+            missing: false,
+            tracks: tracker.update(&d.detections, d.inferred),
+            detections: d.detections,
+            latency: d.latency,
+        },
+        None => ResultMsg {
+            header,
+            inferred: false,
+            missing: true,
+            detections: Vec::new(),
+            tracks: tracker.predict(),
+            latency: Latency::default(),
+        },
     }
 }
 

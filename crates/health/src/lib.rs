@@ -1,0 +1,493 @@
+//! Pipeline health with no I/O. Fed what the monitor node sees — camera frames, frames the
+//! preview showed, the infer node's status, the tracker's results — it keeps the counters and
+//! latency histograms behind `/metrics` and turns them into audit events: process restarts
+//! (with cause, time to restart and time to the first detection after the fault) and stalls
+//! (runs of frames that went out without detections).
+//!
+//! Its clock is frame time: the timestamp of the newest camera frame seen. Recovery times are
+//! measured on that clock, so they mean the same live and in a realtime replay.
+
+mod histogram;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+
+pub use histogram::Histogram;
+use vigil_msg::{FrameHeader, ResultMsg, StatusMsg};
+
+/// A process restart, as first known (when the new process reports in).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restart {
+    /// Identifies the restart in later events.
+    pub key: u64,
+    pub node: String,
+    pub cause: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    /// The frame the process died on, and its timestamp.
+    pub fault_seq: Option<u64>,
+    pub fault_ts_ns: u64,
+    /// Frame time from the fault until the new process reported in.
+    pub restart_ms: f64,
+}
+
+/// Something the audit must record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuditEvent {
+    Restart(Restart),
+    /// Detections resumed after restart `key`.
+    Recovered {
+        key: u64,
+        first_detection_ms: f64,
+        frames_without_detections: u64,
+    },
+    StallStarted {
+        key: u64,
+        started_ts_ns: u64,
+        first_seq: u64,
+    },
+    StallEnded {
+        key: u64,
+        ended_ts_ns: u64,
+        frames_without_detections: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Open {
+    key: u64,
+    fault_seq: u64,
+    fault_ts_ns: u64,
+    frames_without: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Stall {
+    key: u64,
+    frames: u64,
+}
+
+/// See the crate docs.
+#[derive(Debug, Clone)]
+pub struct Health {
+    node: String,
+    pub frames_in: u64,
+    pub frames_shown: u64,
+    pub results: u64,
+    pub inferred: u64,
+    pub missing: u64,
+    pub rejected: u64,
+    /// Frames the camera sent that the preview never showed: gaps in what it reported.
+    pub preview_gaps: u64,
+    last_shown_index: Option<u64>,
+    clock_ns: u64,
+    recent: VecDeque<(u64, u64)>,
+    /// Seqs of recent frames that went out without detections.
+    recent_missing: VecDeque<u64>,
+    starts: u64,
+    next_key: u64,
+    open: Vec<Open>,
+    stall: Option<Stall>,
+    restarts: BTreeMap<String, u64>,
+    stalls: u64,
+    latency: BTreeMap<&'static str, Histogram>,
+}
+
+/// Camera frames remembered for looking up a fault frame's timestamp.
+const RECENT: usize = 1024;
+
+impl Health {
+    /// Health of a pipeline whose detector node is `node`.
+    #[must_use]
+    pub fn new(node: &str) -> Self {
+        Self {
+            node: node.to_owned(),
+            frames_in: 0,
+            frames_shown: 0,
+            results: 0,
+            inferred: 0,
+            missing: 0,
+            rejected: 0,
+            preview_gaps: 0,
+            last_shown_index: None,
+            clock_ns: 0,
+            recent: VecDeque::with_capacity(RECENT),
+            recent_missing: VecDeque::new(),
+            starts: 0,
+            next_key: 1,
+            open: Vec::new(),
+            stall: None,
+            restarts: BTreeMap::new(),
+            stalls: 0,
+            latency: BTreeMap::new(),
+        }
+    }
+
+    fn key(&mut self) -> u64 {
+        self.next_key += 1;
+        self.next_key - 1
+    }
+
+    /// The newest camera frame time seen.
+    #[must_use]
+    pub fn clock_ns(&self) -> u64 {
+        self.clock_ns
+    }
+
+    /// True while frames go out without detections.
+    #[must_use]
+    pub fn stalled(&self) -> bool {
+        self.stall.is_some()
+    }
+
+    #[must_use]
+    pub fn restarts(&self) -> u64 {
+        self.restarts.values().sum()
+    }
+
+    pub fn frame(&mut self, h: &FrameHeader) {
+        self.frames_in += 1;
+        self.clock_ns = self.clock_ns.max(h.timestamp_ns);
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((h.seq, h.timestamp_ns));
+    }
+
+    /// The preview reported showing frame `h`, `total` frames so far.
+    pub fn shown(&mut self, h: &FrameHeader, total: u64) {
+        self.frames_shown = self.frames_shown.max(total);
+        if let Some(last) = self.last_shown_index {
+            self.preview_gaps += h.index.saturating_sub(last + 1);
+        }
+        self.last_shown_index = Some(self.last_shown_index.map_or(h.index, |l| l.max(h.index)));
+    }
+
+    fn ts_of(&self, seq: u64) -> Option<u64> {
+        self.recent
+            .iter()
+            .rev()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, t)| *t)
+    }
+
+    pub fn status(&mut self, s: &StatusMsg) -> Vec<AuditEvent> {
+        match s {
+            StatusMsg::Rejected { total, .. } => {
+                self.rejected = self.rejected.max(*total);
+                Vec::new()
+            }
+            StatusMsg::Started { previous, .. } => {
+                self.starts += 1;
+                let (cause, exit_code, signal, fault_seq) = match previous {
+                    Some(p) => (p.cause.clone(), p.exit_code, p.signal, Some(p.seq)),
+                    // The first start, or a predecessor that left no word.
+                    None if self.starts == 1 => return Vec::new(),
+                    None => ("died without last words".to_owned(), None, None, None),
+                };
+                let fault_ts_ns = fault_seq
+                    .and_then(|s| self.ts_of(s))
+                    .unwrap_or(self.clock_ns);
+                let key = self.key();
+                *self.restarts.entry(cause.clone()).or_default() += 1;
+                // Frames already out without detections since the fault count too.
+                let since = fault_seq.unwrap_or_else(|| {
+                    self.recent
+                        .iter()
+                        .find(|(_, t)| *t >= fault_ts_ns)
+                        .map_or(0, |(s, _)| *s)
+                });
+                let frames_without = self.recent_missing.iter().filter(|&&s| s >= since).count();
+                self.open.push(Open {
+                    key,
+                    fault_seq: fault_seq.unwrap_or(0),
+                    fault_ts_ns,
+                    frames_without: frames_without as u64,
+                });
+                vec![AuditEvent::Restart(Restart {
+                    key,
+                    node: self.node.clone(),
+                    cause,
+                    exit_code,
+                    signal,
+                    fault_seq,
+                    fault_ts_ns,
+                    restart_ms: ms(self.clock_ns.saturating_sub(fault_ts_ns)),
+                })]
+            }
+        }
+    }
+
+    /// A tracker result; `pipeline_us` is the wall time from the camera frame to it, where
+    /// the caller could measure it.
+    pub fn result(&mut self, r: &ResultMsg, pipeline_us: Option<u64>) -> Vec<AuditEvent> {
+        self.results += 1;
+        for (stage, us) in [
+            ("preprocess", u64::from(r.latency.preprocess_us)),
+            ("infer", u64::from(r.latency.infer_us)),
+            ("pipeline", pipeline_us.unwrap_or(0)),
+        ] {
+            if us > 0 {
+                self.latency
+                    .entry(stage)
+                    .or_insert_with(Histogram::latency)
+                    .observe(us as f64 / 1e6);
+            }
+        }
+        let mut events = Vec::new();
+        if r.missing {
+            self.missing += 1;
+            if self.recent_missing.len() == RECENT {
+                self.recent_missing.pop_front();
+            }
+            self.recent_missing.push_back(r.header.seq);
+            for o in &mut self.open {
+                o.frames_without += 1;
+            }
+            if let Some(s) = &mut self.stall {
+                s.frames += 1;
+            } else {
+                let key = self.key();
+                self.stalls += 1;
+                self.stall = Some(Stall { key, frames: 1 });
+                events.push(AuditEvent::StallStarted {
+                    key,
+                    started_ts_ns: r.header.timestamp_ns,
+                    first_seq: r.header.seq,
+                });
+            }
+        }
+        if r.inferred {
+            self.inferred += 1;
+            if let Some(s) = self.stall.take() {
+                events.push(AuditEvent::StallEnded {
+                    key: s.key,
+                    ended_ts_ns: r.header.timestamp_ns,
+                    frames_without_detections: s.frames,
+                });
+            }
+            let clock = self.clock_ns;
+            self.open.retain(|o| {
+                if r.header.seq <= o.fault_seq {
+                    return true;
+                }
+                events.push(AuditEvent::Recovered {
+                    key: o.key,
+                    first_detection_ms: ms(clock.saturating_sub(o.fault_ts_ns)),
+                    frames_without_detections: o.frames_without,
+                });
+                false
+            });
+        }
+        events
+    }
+
+    /// `/health`: one JSON object.
+    #[must_use]
+    pub fn health_json(&self) -> String {
+        format!(
+            "{{\"status\":\"{}\",\"frames_in\":{},\"frames_shown\":{},\"frames_inferred\":{},\"frames_missing\":{},\"restarts\":{},\"stalls\":{},\"recovering\":{}}}",
+            if self.stalled() { "degraded" } else { "ok" },
+            self.frames_in,
+            self.frames_shown,
+            self.inferred,
+            self.missing,
+            self.restarts(),
+            self.stalls,
+            self.open.len(),
+        )
+    }
+
+    /// `/metrics`: Prometheus text exposition format 0.0.4.
+    #[must_use]
+    pub fn prometheus(&self) -> String {
+        let mut o = String::new();
+        let mut counter = |name: &str, help: &str, samples: &[(String, u64)]| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (labels, v) in samples {
+                let _ = writeln!(o, "{name}{labels} {v}");
+            }
+        };
+        counter(
+            "vigil_frames_in_total",
+            "Camera frames seen.",
+            &[(String::new(), self.frames_in)],
+        );
+        counter(
+            "vigil_frames_shown_total",
+            "Frames the preview rendered.",
+            &[(String::new(), self.frames_shown)],
+        );
+        counter(
+            "vigil_frames_dropped_total",
+            "Frames lost on the way, by where.",
+            &[
+                ("{stage=\"preview\"}".to_owned(), self.preview_gaps),
+                ("{stage=\"detector\"}".to_owned(), self.missing),
+            ],
+        );
+        counter(
+            "vigil_frames_inferred_total",
+            "Frames the detector ran on.",
+            &[(String::new(), self.inferred)],
+        );
+        counter(
+            "vigil_frames_rejected_total",
+            "Frames whose tensor or outputs held NaN/inf.",
+            &[(String::new(), self.rejected)],
+        );
+        let restarts: Vec<(String, u64)> = self
+            .restarts
+            .iter()
+            .map(|(cause, n)| {
+                (
+                    format!("{{node=\"{}\",cause=\"{}\"}}", self.node, escape(cause)),
+                    *n,
+                )
+            })
+            .collect();
+        counter(
+            "vigil_restarts_total",
+            "Process restarts, by node and cause.",
+            &restarts,
+        );
+        counter(
+            "vigil_stalls_total",
+            "Runs of frames that went out without detections.",
+            &[(String::new(), self.stalls)],
+        );
+        let name = "vigil_stage_latency_seconds";
+        let _ = writeln!(
+            o,
+            "# HELP {name} Time spent per stage.\n# TYPE {name} histogram"
+        );
+        for (stage, h) in &self.latency {
+            h.write(&mut o, name, &format!("stage=\"{stage}\""));
+        }
+        o
+    }
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_msg::{FaultReport, Latency};
+
+    fn h(seq: u64) -> FrameHeader {
+        FrameHeader {
+            seq,
+            index: seq,
+            timestamp_ns: seq * 33_333_333,
+            width: 640,
+            height: 480,
+        }
+    }
+
+    fn result(seq: u64, inferred: bool, missing: bool) -> ResultMsg {
+        ResultMsg {
+            header: h(seq),
+            inferred,
+            missing,
+            detections: Vec::new(),
+            tracks: Vec::new(),
+            latency: if inferred {
+                Latency {
+                    preprocess_us: 600,
+                    infer_us: 25_000,
+                }
+            } else {
+                Latency::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_fault_gives_one_restart_one_stall_and_a_recovery_time_in_frame_time() {
+        let mut m = Health::new("infer");
+        let started = |previous| StatusMsg::Started { pid: 1, previous };
+        assert!(
+            m.status(&started(None)).is_empty(),
+            "first start is no restart"
+        );
+        for s in 0..=10 {
+            m.frame(&h(s));
+            m.result(&result(s, true, false), Some(40_000));
+        }
+        // The node dies on frame 11; frames 11..=20 go out without detections.
+        for s in 11..=20 {
+            m.frame(&h(s));
+            let ev = m.result(&result(s, false, true), None);
+            assert_eq!(
+                matches!(ev.first(), Some(AuditEvent::StallStarted { .. })),
+                s == 11
+            );
+        }
+        let ev = m.status(&started(Some(FaultReport {
+            cause: "SIGSEGV".into(),
+            seq: 11,
+            exit_code: None,
+            signal: Some(11),
+        })));
+        let AuditEvent::Restart(r) = &ev[0] else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(
+            (r.cause.as_str(), r.fault_ts_ns),
+            ("SIGSEGV", 11 * 33_333_333)
+        );
+        assert!(
+            (r.restart_ms - 9.0 * 33.333_333).abs() < 1e-3,
+            "{}",
+            r.restart_ms
+        );
+        for s in 21..=23 {
+            m.frame(&h(s));
+        }
+        let ev = m.result(&result(21, true, false), None);
+        assert!(matches!(
+            ev[0],
+            AuditEvent::StallEnded {
+                frames_without_detections: 10,
+                ..
+            }
+        ));
+        let AuditEvent::Recovered {
+            first_detection_ms,
+            frames_without_detections,
+            ..
+        } = ev[1]
+        else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(frames_without_detections, 10);
+        assert!((first_detection_ms - 12.0 * 33.333_333).abs() < 1e-3);
+        let text = m.prometheus();
+        assert!(
+            text.contains("vigil_restarts_total{node=\"infer\",cause=\"SIGSEGV\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("vigil_frames_in_total 24"), "{text}");
+        assert!(
+            text.contains("vigil_stage_latency_seconds_count{stage=\"infer\"} 12"),
+            "{text}"
+        );
+        assert!(m.health_json().contains("\"status\":\"ok\""));
+    }
+
+    #[test]
+    fn preview_gaps_are_counted_and_lost_shown_messages_lose_no_count() {
+        let mut m = Health::new("infer");
+        m.shown(&h(0), 1);
+        m.shown(&h(1), 2);
+        m.shown(&h(4), 5); // the messages for 2 and 3 were lost on the way, not the frames
+        assert_eq!((m.frames_shown, m.preview_gaps), (5, 2));
+    }
+}

@@ -1,0 +1,63 @@
+//! The watchdog: a thread that ends the process when one inference overruns its deadline. A
+//! call hung inside a GPU driver cannot be interrupted or unwound; the only way out is a new
+//! process, which dora's restart policy provides.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::last_words::{EXIT_WATCHDOG, LastWords};
+
+/// Arms and disarms around each inference.
+#[derive(Debug, Clone)]
+pub struct Watchdog {
+    epoch: Instant,
+    /// Microseconds since `epoch` when the running inference began, plus one; 0 when idle.
+    started: Arc<AtomicU64>,
+}
+
+impl Watchdog {
+    /// Starts the watchdog thread; it calls `last_words.exit(EXIT_WATCHDOG)` on an overrun.
+    pub fn start(deadline: Duration, last_words: Arc<LastWords>) -> std::io::Result<Self> {
+        let dog = Self {
+            epoch: Instant::now(),
+            started: Arc::default(),
+        };
+        let watched = dog.clone();
+        let tick = (deadline / 10).clamp(Duration::from_millis(1), Duration::from_millis(50));
+        std::thread::Builder::new()
+            .name("watchdog".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(tick);
+                    let started = watched.started.load(Ordering::Acquire);
+                    if started == 0 {
+                        continue;
+                    }
+                    let now = watched.now_us();
+                    let running = Duration::from_micros(now.saturating_sub(started - 1));
+                    if running > deadline {
+                        eprintln!(
+                            "infer: watchdog: inference running for {} ms, deadline {} ms; exiting for a restart",
+                            running.as_millis(),
+                            deadline.as_millis()
+                        );
+                        last_words.exit(EXIT_WATCHDOG);
+                    }
+                }
+            })?;
+        Ok(dog)
+    }
+
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX - 1)
+    }
+
+    pub fn arm(&self) {
+        self.started.store(self.now_us() + 1, Ordering::Release);
+    }
+
+    pub fn disarm(&self) {
+        self.started.store(0, Ordering::Release);
+    }
+}

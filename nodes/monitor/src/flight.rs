@@ -1,0 +1,184 @@
+//! The flight recorder: the last seconds of camera frames in a ring; on a fault, those from
+//! `before` ahead of it up to `after` past it are written as a normal recording, which
+//! `vigil replay` plays like any other.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+use vigil_msg::FrameHeader;
+use vigil_record::{RecordError, RecordedFrame, RecordingInfo, RecordingWriter};
+
+/// A recording still taking frames.
+struct Active {
+    writer: RecordingWriter,
+    until_ns: u64,
+}
+
+pub struct FlightRecorder {
+    dir: PathBuf,
+    before_ns: u64,
+    after_ns: u64,
+    /// Frames kept: `before` plus the time a fault may take to be known.
+    keep_ns: u64,
+    ring: VecDeque<(FrameHeader, Vec<u8>)>,
+    active: Vec<Active>,
+}
+
+impl std::fmt::Debug for FlightRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlightRecorder")
+            .field("dir", &self.dir)
+            .field("ring", &self.ring.len())
+            .field("active", &self.active.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How late a fault may be reported and still find its frames in the ring.
+const REPORT_SLACK_NS: u64 = 5_000_000_000;
+
+impl FlightRecorder {
+    #[must_use]
+    pub fn new(dir: &Path, before_ns: u64, after_ns: u64) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            before_ns,
+            after_ns,
+            keep_ns: before_ns + REPORT_SLACK_NS,
+            ring: VecDeque::new(),
+            active: Vec::new(),
+        }
+    }
+
+    /// A camera frame: into the ring and every open recording. Returns the recordings this
+    /// frame completed.
+    pub fn frame(
+        &mut self,
+        h: FrameHeader,
+        jpeg: &[u8],
+    ) -> Vec<Result<(PathBuf, u64), RecordError>> {
+        let mut done = Vec::new();
+        let mut i = 0;
+        while i < self.active.len() {
+            let a = &mut self.active[i];
+            let wrote = a.writer.write_frame(&recorded(&h, jpeg.to_vec()));
+            if wrote.is_err() || h.timestamp_ns >= a.until_ns {
+                let a = self.active.swap_remove(i);
+                let path = a.writer.path().to_owned();
+                done.push(wrote.and_then(|()| a.writer.finish().map(|n| (path, n))));
+            } else {
+                i += 1;
+            }
+        }
+        while self
+            .ring
+            .front()
+            .is_some_and(|(f, _)| f.timestamp_ns + self.keep_ns < h.timestamp_ns)
+        {
+            self.ring.pop_front();
+        }
+        self.ring.push_back((h, jpeg.to_vec()));
+        done
+    }
+
+    /// Starts the recording of a fault at `fault_ts_ns`, named `name`; writes what the ring
+    /// holds of the time before it at once.
+    pub fn fault(&mut self, name: &str, fault_ts_ns: u64) -> Result<PathBuf, RecordError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| RecordError::Io {
+            path: self.dir.clone(),
+            source: e,
+        })?;
+        let path = self.dir.join(format!("{name}.mcap"));
+        let (w, hgt) = self
+            .ring
+            .back()
+            .map_or((0, 0), |(h, _)| (h.width, h.height));
+        let span = match (self.ring.front(), self.ring.back()) {
+            (Some((a, _)), Some((b, _))) => b.timestamp_ns.saturating_sub(a.timestamp_ns),
+            _ => 0,
+        };
+        let fps = if span > 0 {
+            (self.ring.len() - 1) as f64 * 1e9 / span as f64
+        } else {
+            0.0
+        };
+        let mut writer = RecordingWriter::create(
+            &path,
+            &RecordingInfo {
+                camera: format!("flight recorder: {name}"),
+                width: w,
+                height: hgt,
+                fps,
+                software: format!("vigil {}", env!("CARGO_PKG_VERSION")),
+            },
+        )?;
+        let from = fault_ts_ns.saturating_sub(self.before_ns);
+        for (h, jpeg) in self.ring.iter().filter(|(h, _)| h.timestamp_ns >= from) {
+            writer.write_frame(&recorded(h, jpeg.clone()))?;
+        }
+        self.active.push(Active {
+            writer,
+            until_ns: fault_ts_ns + self.after_ns,
+        });
+        Ok(path)
+    }
+
+    /// Closes every open recording (the stream has ended).
+    pub fn finish(&mut self) -> Vec<Result<(PathBuf, u64), RecordError>> {
+        self.active
+            .drain(..)
+            .map(|a| {
+                let path = a.writer.path().to_owned();
+                a.writer.finish().map(|n| (path, n))
+            })
+            .collect()
+    }
+}
+
+fn recorded(h: &FrameHeader, jpeg: Vec<u8>) -> RecordedFrame {
+    RecordedFrame {
+        seq: h.seq as u32,
+        timestamp_ns: h.timestamp_ns,
+        jpeg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(seq: u64) -> FrameHeader {
+        FrameHeader {
+            seq,
+            index: seq,
+            timestamp_ns: seq * 100_000_000,
+            width: 8,
+            height: 8,
+        }
+    }
+
+    #[test]
+    fn a_fault_records_the_seconds_around_it_as_a_normal_recording() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = 1_000_000_000;
+        let mut f = FlightRecorder::new(dir.path(), s, s / 2);
+        for seq in 0..30 {
+            assert!(f.frame(h(seq), &[seq as u8]).is_empty());
+        }
+        // Fault at frame 25 (2.5 s), reported now: frames 15..=29 come from the ring.
+        let path = f.fault("1-SIGSEGV", 25 * s / 10).expect("starts");
+        let mut done = Vec::new();
+        for seq in 30..40 {
+            done.extend(f.frame(h(seq), &[seq as u8]));
+        }
+        let (p, n) = done.pop().expect("one").expect("finished");
+        assert_eq!(
+            (p, n),
+            (path.clone(), 16),
+            "15..=29 from the ring, 30 closes it"
+        );
+        let rec = vigil_record::Recording::open(&path).expect("reads back");
+        let seqs: Vec<u32> = rec.frames.iter().map(|fr| fr.seq).collect();
+        assert_eq!(seqs, (15..=30).collect::<Vec<_>>());
+    }
+}

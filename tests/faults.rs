@@ -1,0 +1,173 @@
+//! The fault test: a realtime replay (recorded timing, 30 s at 30 fps) with an `abort`, a
+//! `segv`, a `hang` and a `sticky` device error injected into the infer node at known frames,
+//! plus one frame of NaN output, through the real dora runtime. Only infer may die: the
+//! preview must show every camera frame, detections must resume within 1.5 s of each fault
+//! (of the watchdog deadline, for the hang), the audit must hold one restart row per fault with
+//! the right cause and a readable flight recording, and the dataflow must end cleanly.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vigil_record::{RecordedFrame, Recording, RecordingInfo, RecordingWriter};
+
+const FPS: u64 = 30;
+const FRAMES: u64 = 900;
+const DEADLINE_MS: f64 = 500.0;
+const BUDGET_MS: f64 = 1500.0;
+const FAULTS: [(&str, u64, &str); 4] = [
+    ("abort", 150, "SIGABRT"),
+    ("segv", 300, "SIGSEGV"),
+    ("hang", 450, "watchdog"),
+    ("sticky", 600, "sticky device error"),
+];
+const GARBAGE_AT: u64 = 750;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The committed sample's frames, looped and re-timed to 30 s at 30 fps.
+fn thirty_seconds(path: &Path) {
+    let sample = Recording::open(&root().join("recordings/vtest-100.mcap")).expect("sample");
+    let info = RecordingInfo {
+        fps: FPS as f64,
+        ..sample.info.clone()
+    };
+    let mut w = RecordingWriter::create(path, &info).expect("create");
+    for i in 0..FRAMES {
+        let src = &sample.frames[(i as usize) % sample.frames.len()];
+        w.write_frame(&RecordedFrame {
+            seq: i as u32,
+            timestamp_ns: i * 1_000_000_000 / FPS,
+            jpeg: src.jpeg.clone(),
+        })
+        .expect("write");
+    }
+    w.finish().expect("finish");
+}
+
+#[derive(Debug)]
+struct Row {
+    cause: String,
+    fault_seq: u64,
+    restart_ms: f64,
+    first_detection_ms: Option<f64>,
+    frames_without: Option<i64>,
+    flight: Option<String>,
+}
+
+#[test]
+fn injected_faults_cost_no_video_and_leave_evidence() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let rec = dir.path().join("thirty.mcap");
+    thirty_seconds(&rec);
+    let out = dir.path().join("out.jsonl");
+    let faults: Vec<String> = FAULTS
+        .iter()
+        .map(|(kind, seq, _)| format!("{kind}@{seq}"))
+        .chain([format!("garbage@{GARBAGE_AT}")])
+        .collect();
+    let output = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .current_dir(root())
+        .arg("replay")
+        .arg(&rec)
+        .arg("-o")
+        .arg(&out)
+        .args(["--realtime", "--faults", &faults.join(",")])
+        .args(["--deadline-ms", &DEADLINE_MS.to_string()])
+        // The customer's setting: inference on every 3rd frame.
+        .args(["--set", "preprocess.VIGIL_INTERVAL=3"])
+        .arg("--workdir")
+        .arg(dir.path().join("work"))
+        .output()
+        .expect("vigil runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the dataflow did not end cleanly: {stderr}"
+    );
+
+    let db = rusqlite::Connection::open(out.with_extension("audit.db")).expect("audit db");
+    let (frames_in, shown, gaps, rejected): (i64, i64, i64, i64) = db
+        .query_row(
+            "SELECT frames_in, frames_shown, preview_gaps, frames_rejected FROM sessions",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .expect("one session");
+    let mut stmt = db
+        .prepare(
+            "SELECT cause, fault_seq, restart_ms, first_detection_ms, frames_without_detections, flight_recording FROM process_restarts ORDER BY id",
+        )
+        .expect("query");
+    let rows: Vec<Row> = stmt
+        .query_map([], |r| {
+            Ok(Row {
+                cause: r.get(0)?,
+                fault_seq: r.get::<_, i64>(1)? as u64,
+                restart_ms: r.get(2)?,
+                first_detection_ms: r.get(3)?,
+                frames_without: r.get(4)?,
+                flight: r.get(5)?,
+            })
+        })
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+
+    eprintln!(
+        "fault     frame  cause                 restart ms  first detection ms  frames w/o detections"
+    );
+    for (row, (kind, ..)) in rows.iter().zip(FAULTS) {
+        eprintln!(
+            "{kind:<9} {:>5}  {:<20}  {:>10.0}  {:>18.0}  {:>5}",
+            row.fault_seq,
+            row.cause,
+            row.restart_ms,
+            row.first_detection_ms.unwrap_or(f64::NAN),
+            row.frames_without.unwrap_or(-1)
+        );
+    }
+    eprintln!("frames in {frames_in}, shown {shown}, preview gaps {gaps}, rejected {rejected}");
+
+    assert_eq!(
+        frames_in, FRAMES as i64,
+        "the monitor saw every camera frame"
+    );
+    assert_eq!(
+        (shown, gaps),
+        (FRAMES as i64, 0),
+        "the preview showed every frame"
+    );
+    assert!(rejected >= 1, "the NaN output was rejected and counted");
+    assert_eq!(
+        rows.len(),
+        FAULTS.len(),
+        "one restart row per fault: {rows:?}"
+    );
+    for (row, (kind, seq, cause)) in rows.iter().zip(FAULTS) {
+        assert_eq!((row.cause.as_str(), row.fault_seq), (cause, seq), "{kind}");
+        let budget = if kind == "hang" {
+            DEADLINE_MS + BUDGET_MS
+        } else {
+            BUDGET_MS
+        };
+        let back = row
+            .first_detection_ms
+            .unwrap_or_else(|| panic!("{kind}: detections never resumed"));
+        assert!(back <= budget, "{kind}: detections back after {back} ms");
+        let flight = PathBuf::from(row.flight.as_deref().expect("flight recording named"));
+        let fr = Recording::open(&flight).expect("flight recording readable");
+        assert!(
+            fr.frames.iter().any(|f| u64::from(f.seq) == seq),
+            "{kind}: the flight recording holds the fault frame"
+        );
+        assert!(fr.frames.len() > 60, "{kind}: seconds around the fault");
+    }
+    let written = std::fs::read_to_string(&out)
+        .expect("output")
+        .lines()
+        .count();
+    eprintln!("results written: {written}");
+    assert!(written as u64 >= FRAMES - 30, "the tracker kept its pace");
+}

@@ -170,4 +170,34 @@ fn injected_faults_cost_no_video_and_leave_evidence() {
         .count();
     eprintln!("results written: {written}");
     assert!(written as u64 >= FRAMES - 30, "the tracker kept its pace");
+
+    // A flight recording is a normal recording: replaying it gives the detections around the
+    // fault (the sample's pedestrians).
+    let flight = PathBuf::from(rows[1].flight.as_deref().expect("named"));
+    let frames = Recording::open(&flight).expect("readable").frames.len();
+    let again = dir.path().join("flight.jsonl");
+    let status = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .current_dir(root())
+        .arg("replay")
+        .arg(&flight)
+        .arg("-o")
+        .arg(&again)
+        .status()
+        .expect("vigil runs");
+    assert!(status.success());
+    let lines: Vec<String> = std::fs::read_to_string(&again)
+        .expect("output")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    eprintln!(
+        "flight recording {}: {frames} frames replayed",
+        flight.display()
+    );
+    assert_eq!(lines.len(), frames, "one line per flight-recorded frame");
+    let with_people = lines.iter().filter(|l| l.contains("\"person\"")).count();
+    assert!(
+        with_people * 10 >= frames * 9,
+        "{with_people} of {frames} frames find people"
+    );
 }

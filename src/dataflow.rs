@@ -124,6 +124,17 @@ fn default_model() -> eyre::Result<PathBuf> {
         .ok_or_else(|| eyre!("default model {DEFAULT_MODEL} not found; pass --model"))
 }
 
+/// The `source` of a dataflow input, written short (`node/output`) or long (`{source: …}`).
+fn input_source(input: &Value) -> &str {
+    match input {
+        Value::String(s) => s.as_str(),
+        other => other
+            .get("source")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    }
+}
+
 fn key(s: &str) -> Value {
     Value::String(s.to_owned())
 }
@@ -182,13 +193,7 @@ pub fn replay_dataflow(
         // Inputs from nodes this replay leaves out go too.
         if let Some(inputs) = node.get_mut("inputs").and_then(Value::as_mapping_mut) {
             inputs.retain(|_, input| {
-                let source = match input {
-                    Value::String(s) => s.as_str(),
-                    other => other
-                        .get("source")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default(),
-                };
+                let source = input_source(input);
                 source.starts_with("dora/")
                     || source
                         .split_once('/')
@@ -284,15 +289,7 @@ pub fn replay_dataflow(
             && id != "monitor"
         {
             for (_, input) in inputs.iter_mut() {
-                let source = match input {
-                    Value::String(s) => s.clone(),
-                    Value::Mapping(m) => m
-                        .get("source")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    _ => continue,
-                };
+                let source = input_source(input).to_owned();
                 let mut m = Mapping::new();
                 m.insert(key("source"), key(&source));
                 m.insert(key("queue_size"), Value::Number(queue.into()));
@@ -511,13 +508,7 @@ mod tests {
                 .into_iter()
                 .flatten()
             {
-                let source = match input {
-                    Value::String(s) => s.as_str(),
-                    other => other
-                        .get("source")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default(),
-                };
+                let source = input_source(input);
                 if source.starts_with("dora/timer/") {
                     continue;
                 }

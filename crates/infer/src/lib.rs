@@ -125,6 +125,21 @@ pub struct OrtConfig {
     pub library: Option<PathBuf>,
 }
 
+/// ONNX Runtime allows one environment per process, and it lives as long as a handle to it:
+/// the first load creates it (from the library that load found), every later one shares it.
+fn environment(lib: &Path) -> Result<ort::environment::Environment, String> {
+    static ENV: std::sync::OnceLock<Result<ort::environment::Environment, String>> =
+        std::sync::OnceLock::new();
+    ENV.get_or_init(|| {
+        ort::init_from(lib)
+            .map_err(|e| e.to_string())?
+            .with_name("vigil")
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .clone()
+}
+
 pub struct OrtBackend {
     session: Session,
     input: InputSpec,
@@ -150,11 +165,7 @@ impl OrtBackend {
             path: lib.clone(),
             detail,
         };
-        let env = ort::init_from(&lib)
-            .map_err(|e| lib_err(e.to_string()))?
-            .with_name("vigil")
-            .build()
-            .map_err(|e| lib_err(e.to_string()))?;
+        let env = environment(&lib).map_err(lib_err)?;
         let model_err = |detail: String| InferError::Model {
             path: cfg.model.clone(),
             detail,

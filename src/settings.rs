@@ -25,7 +25,7 @@ pub struct ModelSettings {
     pub provider: String,
     /// Intra-op threads; 0 lets ONNX Runtime choose.
     pub threads: usize,
-    /// auto, ultralytics or boxes.
+    /// auto, ultralytics, boxes or split.
     pub decoder: String,
 }
 
@@ -83,6 +83,37 @@ pub struct PostprocessSettings {
     pub iou_threshold: f32,
     pub top_k: usize,
     pub class_agnostic: bool,
+    /// Per-class overrides by class id.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub classes: BTreeMap<u32, ClassSettings>,
+}
+
+/// One class's overrides (nvinfer's `[class-attrs-N]`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conf_threshold: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iou_threshold: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<usize>,
+}
+
+impl ClassSettings {
+    fn env(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(v) = self.conf_threshold {
+            parts.push(format!("conf={v}"));
+        }
+        if let Some(v) = self.iou_threshold {
+            parts.push(format!("iou={v}"));
+        }
+        if let Some(v) = self.top_k {
+            parts.push(format!("topk={v}"));
+        }
+        parts.join(",")
+    }
 }
 
 impl Default for PostprocessSettings {
@@ -92,6 +123,7 @@ impl Default for PostprocessSettings {
             iou_threshold: 0.45,
             top_k: 300,
             class_agnostic: false,
+            classes: BTreeMap::new(),
         }
     }
 }
@@ -179,6 +211,14 @@ impl Settings {
             (
                 "VIGIL_CLASS_AGNOSTIC".to_owned(),
                 q.class_agnostic.to_string(),
+            ),
+            (
+                "VIGIL_CLASS_ATTRS".to_owned(),
+                q.classes
+                    .iter()
+                    .map(|(c, a)| format!("{c}:{}", a.env()))
+                    .collect::<Vec<_>>()
+                    .join(";"),
             ),
         ]);
         let track = BTreeMap::from([

@@ -7,8 +7,9 @@
 //! - vigil's letterbox is within a mean of 1.0 (0–255) of `cv2.resize` + `cv2.copyMakeBorder`;
 //! - end to end, frame → boxes, matches (`IoU` ≥ 0.9, |Δscore| ≤ 0.03) among boxes scoring at
 //!   least the threshold; a box within 0.02 of the threshold may flip and is counted apart;
-//! - the Ultralytics export and its DeepStream-Yolo twins (made by `ci/make_dsy.py` at setup)
-//!   give the same detections through their decoders (same count, `IoU` ≥ 0.999).
+//! - the Ultralytics export and its DeepStream-Yolo twins (`[B,N,6]` and the three-output
+//!   form, made by `ci/make_dsy.py` at setup) give the same detections through their three
+//!   decoders (same count, `IoU` ≥ 0.999).
 //!
 //! The `YOLOv8n` files are fetched and derived by the setup command (AGPL-3.0, not committed):
 //! these tests fail, naming it, when it has not run.
@@ -174,6 +175,7 @@ fn nms_cfg(g: &Golden) -> NmsConfig {
         iou_threshold: g.iou_threshold,
         top_k: usize::MAX,
         class_agnostic: false,
+        classes: std::collections::BTreeMap::new(),
     }
 }
 
@@ -352,6 +354,7 @@ fn run_frame(
             iou_threshold: iou,
             top_k: usize::MAX,
             class_agnostic: false,
+            classes: std::collections::BTreeMap::new(),
         },
     };
     postprocess(&outs, &cfg, &lb).expect("decodes")
@@ -422,19 +425,30 @@ fn ultralytics_export_and_its_deepstream_yolo_twin_agree() {
     let (raw, dsy) = (&ms[1], &ms[2]);
     let mut be_raw = backend(raw.file);
     let mut be_dsy = backend(dsy.file);
+    let mut be_split = backend("models/nudenet_yolov8n_320n_dsy3.onnx");
     let mut pre = Preprocessor::new(raw.pre.clone()).expect("config");
     let mut total = 0;
     for (_, g, _) in goldens(raw.dir) {
         let jpeg = std::fs::read(root().join("tests/goldens").join(&g.frame)).expect("frame");
         let a = run_frame(&mut pre, &mut be_raw, raw.layout, &jpeg, 0.05, 0.45);
         let b = run_frame(&mut pre, &mut be_dsy, dsy.layout, &jpeg, 0.05, 0.45);
-        assert_eq!(a.len(), b.len(), "{}", g.frame);
-        for (x, y) in a.iter().zip(&b) {
-            assert_eq!(x.class, y.class);
-            assert!(x.bbox.iou(&y.bbox) >= 0.999, "{x:?} vs {y:?}");
+        let c = run_frame(
+            &mut pre,
+            &mut be_split,
+            Layout::SplitOutputs,
+            &jpeg,
+            0.05,
+            0.45,
+        );
+        for twin in [&b, &c] {
+            assert_eq!(a.len(), twin.len(), "{}", g.frame);
+            for (x, y) in a.iter().zip(twin) {
+                assert_eq!(x.class, y.class);
+                assert!(x.bbox.iou(&y.bbox) >= 0.999, "{x:?} vs {y:?}");
+            }
         }
         total += a.len();
     }
-    eprintln!("raw and DeepStream-Yolo heads: {total} identical detections");
+    eprintln!("raw, DeepStream-Yolo [N,6] and three-output heads: {total} identical detections");
     assert!(total > 0);
 }

@@ -17,12 +17,16 @@ pub enum Layout {
     UltralyticsRaw,
     /// `[1, N, 6]`: x1, y1, x2, y2, score, class (DeepStream-Yolo heads, end-to-end exports).
     BoxesScoreClass,
+    /// Three outputs, DeepStream-Yolo's older form: boxes `[1, N, 4]` (x1, y1, x2, y2), scores
+    /// `[1, N, 1]`, classes `[1, N, 1]`. Scores and classes are told apart by name
+    /// (`score…`, `class…`/`label…`), else taken in that order.
+    SplitOutputs,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     #[error(
-        "model output `{name}` has shape {shape:?}, which no decoder understands (expected [1, 4+nc, N] or [1, N, 6])"
+        "model output `{name}` has shape {shape:?}, which no decoder understands (expected [1, 4+nc, N], [1, N, 6], or boxes [1, N, 4] + scores [1, N, 1] + classes [1, N, 1])"
     )]
     UnknownLayout { name: String, shape: Vec<usize> },
     #[error("model output `{name}` has shape {shape:?} but {len} values")]
@@ -55,6 +59,37 @@ impl Layout {
     }
 }
 
+/// The three outputs of the [`Layout::SplitOutputs`] form, if the model has them:
+/// (boxes, scores, classes).
+fn split_outputs(outputs: &[OutputTensor]) -> Option<[&OutputTensor; 3]> {
+    let fits = |o: &&OutputTensor, w: usize| {
+        matches!(o.shape.as_slice(), [1, _, last] if *last == w)
+            && o.shape.iter().product::<usize>() == o.data.len()
+    };
+    let boxes = outputs.iter().find(|o| fits(o, 4))?;
+    let n = boxes.shape[1];
+    let ones: Vec<&OutputTensor> = outputs
+        .iter()
+        .filter(|o| fits(o, 1) && o.shape[1] == n)
+        .collect();
+    let named = |words: &[&str]| {
+        ones.iter().copied().find(|o| {
+            words
+                .iter()
+                .any(|w| o.name.to_ascii_lowercase().contains(w))
+        })
+    };
+    match (
+        named(&["score", "conf"]),
+        named(&["class", "label"]),
+        ones.as_slice(),
+    ) {
+        (Some(s), Some(c), _) => Some([boxes, s, c]),
+        (_, _, [s, c, ..]) => Some([boxes, s, c]),
+        _ => None,
+    }
+}
+
 /// Decodes the model's detection output into candidates scoring at least `threshold`, in
 /// network pixels. The output used is the first whose shape fits `layout` (or, for `None`,
 /// any known layout), so models with extra outputs (heatmaps, features) work as they are.
@@ -65,6 +100,22 @@ pub fn decode(
     threshold: f32,
 ) -> Result<Vec<Detection>, DecodeError> {
     let first = outputs.first().ok_or(DecodeError::NoOutputs)?;
+    if layout.is_none_or(|l| l == Layout::SplitOutputs)
+        && let Some([b, s, c]) = split_outputs(outputs)
+    {
+        let mut found = Vec::new();
+        for ((bx, &score), &class) in b.data.chunks_exact(4).zip(&s.data).zip(&c.data) {
+            if score >= threshold && score.is_finite() {
+                push_valid(
+                    &mut found,
+                    class,
+                    score,
+                    BBox::new(bx[0], bx[1], bx[2], bx[3]),
+                );
+            }
+        }
+        return Ok(found);
+    }
     let out = outputs
         .iter()
         .find(|o| Layout::detect(o).is_ok_and(|l| layout.is_none_or(|want| want == l)))
@@ -203,6 +254,35 @@ mod tests {
     }
 
     #[test]
+    fn three_outputs_are_found_by_shape_and_told_apart_by_name() {
+        let boxes = OutputTensor {
+            name: "boxes".into(),
+            shape: vec![1, 2, 4],
+            data: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+        };
+        let classes = OutputTensor {
+            name: "classes".into(),
+            shape: vec![1, 2, 1],
+            data: vec![3.0, 1.0],
+        };
+        let scores = OutputTensor {
+            name: "scores".into(),
+            shape: vec![1, 2, 1],
+            data: vec![0.9, 0.1],
+        };
+        // Classes listed first: the names decide.
+        let got = decode(&[boxes, classes, scores], None, 0.5).expect("decodes");
+        assert_eq!(
+            got,
+            vec![Detection {
+                class: 3,
+                score: 0.9,
+                bbox: BBox::new(1.0, 2.0, 3.0, 4.0)
+            }]
+        );
+    }
+
+    #[test]
     fn unknown_shape_is_named_in_the_error() {
         let err = decode(&[tensor(&[2, 3], vec![0.0; 6])], None, 0.3).expect_err("no decoder");
         assert!(err.to_string().contains("[2, 3]"), "{err}");
@@ -218,9 +298,18 @@ mod tests {
             raw in any::<bool>(),
         ) {
             let layout = if raw { Layout::UltralyticsRaw } else { Layout::BoxesScoreClass };
-            for l in [None, Some(layout)] {
-                if let Ok(dets) = decode(&[tensor(&shape, values.clone())], l, 0.25) {
-                    prop_assert!(dets.iter().all(|d| d.bbox.is_finite() && d.score.is_finite()));
+            let half = values.len() / 2;
+            let split = [
+                tensor(&shape, values.clone()),
+                tensor(&[1, half / 4, 4], values[..half].to_vec()),
+                tensor(&[1, half / 4, 1], values[half..].to_vec()),
+                tensor(&[1, half / 4, 1], values[half..].iter().rev().copied().collect()),
+            ];
+            for l in [None, Some(layout), Some(Layout::SplitOutputs)] {
+                for outs in [&split[..1], &split[..]] {
+                    if let Ok(dets) = decode(outs, l, 0.25) {
+                        prop_assert!(dets.iter().all(|d| d.bbox.is_finite() && d.score.is_finite()));
+                    }
                 }
             }
         }

@@ -1,8 +1,20 @@
 //! Greedy non-maximum suppression, class-aware by default (nvinfer cluster-mode 2).
 
+use std::collections::BTreeMap;
+
 use crate::geometry::Detection;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Settings of one class that override the global ones (nvinfer's `[class-attrs-N]`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ClassAttrs {
+    /// Pre-cluster threshold.
+    pub threshold: Option<f32>,
+    pub iou_threshold: Option<f32>,
+    /// Keep at most this many boxes of the class.
+    pub top_k: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct NmsConfig {
     /// A box is dropped when its `IoU` with a kept box of the same class exceeds this.
     pub iou_threshold: f32,
@@ -10,6 +22,8 @@ pub struct NmsConfig {
     pub top_k: usize,
     /// Suppress across classes too.
     pub class_agnostic: bool,
+    /// Per-class overrides.
+    pub classes: BTreeMap<u32, ClassAttrs>,
 }
 
 impl Default for NmsConfig {
@@ -18,6 +32,7 @@ impl Default for NmsConfig {
             iou_threshold: 0.45,
             top_k: 300,
             class_agnostic: false,
+            classes: BTreeMap::new(),
         }
     }
 }
@@ -36,15 +51,23 @@ pub fn nms(candidates: &[Detection], cfg: &NmsConfig) -> Vec<Detection> {
             .then(a.cmp(&b))
     });
     let mut kept: Vec<Detection> = Vec::new();
+    let mut per_class: BTreeMap<u32, usize> = BTreeMap::new();
     for i in order {
         if kept.len() >= cfg.top_k {
             break;
         }
         let c = &candidates[i];
-        let suppressed = kept.iter().any(|k| {
-            (cfg.class_agnostic || k.class == c.class) && k.bbox.iou(&c.bbox) > cfg.iou_threshold
-        });
+        let attrs = cfg.classes.get(&c.class).copied().unwrap_or_default();
+        let count = per_class.entry(c.class).or_default();
+        if attrs.top_k.is_some_and(|k| *count >= k) {
+            continue;
+        }
+        let iou = attrs.iou_threshold.unwrap_or(cfg.iou_threshold);
+        let suppressed = kept
+            .iter()
+            .any(|k| (cfg.class_agnostic || k.class == c.class) && k.bbox.iou(&c.bbox) > iou);
         if !suppressed {
+            *count += 1;
             kept.push(*c);
         }
     }
@@ -82,6 +105,33 @@ mod tests {
             },
         );
         assert_eq!(agnostic, vec![c[0]]);
+    }
+
+    #[test]
+    fn per_class_iou_and_top_k_override_the_global_ones() {
+        let c = [
+            det(0, 0.9, 0.0, 0.0, 10.0, 10.0),
+            det(0, 0.8, 3.0, 0.0, 10.0, 10.0), // IoU 0.54 with the first
+            det(1, 0.7, 0.0, 0.0, 10.0, 10.0),
+            det(1, 0.6, 50.0, 0.0, 10.0, 10.0),
+        ];
+        let mut cfg = NmsConfig::default();
+        assert_eq!(nms(&c, &cfg).len(), 3);
+        cfg.classes.insert(
+            0,
+            ClassAttrs {
+                iou_threshold: Some(0.6),
+                ..ClassAttrs::default()
+            },
+        );
+        cfg.classes.insert(
+            1,
+            ClassAttrs {
+                top_k: Some(1),
+                ..ClassAttrs::default()
+            },
+        );
+        assert_eq!(nms(&c, &cfg), vec![c[0], c[1], c[2]]);
     }
 
     fn arb_dets() -> impl Strategy<Value = Vec<Detection>> {

@@ -16,6 +16,7 @@ pub mod fault;
 pub mod last_words;
 mod watchdog;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 use dora_node_api::dora_core::config::DataId;
 use dora_node_api::{DoraArray, DoraNode, Event, EventStream};
 use eyre::WrapErr;
-use vigil_detect::{Layout, NmsConfig, OutputTensor, PostprocessConfig, postprocess};
+use vigil_detect::{ClassAttrs, Layout, NmsConfig, OutputTensor, PostprocessConfig, postprocess};
 use vigil_infer::{Backend, InferError, OrtBackend, OrtConfig, Provider};
 use vigil_msg::config::{ConfigError, Lookup};
 use vigil_msg::{DetectionsMsg, StatusMsg, decode_tensor};
@@ -57,11 +58,12 @@ impl Config {
             "" | "auto" => None,
             "ultralytics" => Some(Layout::UltralyticsRaw),
             "boxes" => Some(Layout::BoxesScoreClass),
+            "split" => Some(Layout::SplitOutputs),
             other => {
                 return Err(ConfigError::new(
                     "VIGIL_DECODER",
                     other,
-                    "expected auto, ultralytics or boxes",
+                    "expected auto, ultralytics, boxes or split",
                 ));
             }
         };
@@ -98,10 +100,56 @@ impl Config {
                     iou_threshold: unit("VIGIL_IOU", d.nms.iou_threshold)?,
                     top_k: l.parse_or("VIGIL_TOPK", d.nms.top_k)?,
                     class_agnostic: l.flag_or("VIGIL_CLASS_AGNOSTIC", d.nms.class_agnostic)?,
+                    classes: {
+                        let v = l.get("VIGIL_CLASS_ATTRS").unwrap_or_default();
+                        parse_class_attrs(&v)
+                            .map_err(|e| ConfigError::new("VIGIL_CLASS_ATTRS", &v, e))?
+                    },
                 },
             },
         })
     }
+}
+
+/// Per-class overrides: `CLASS:conf=F,iou=F,topk=N;CLASS:…` (any of the three per class).
+pub fn parse_class_attrs(s: &str) -> Result<BTreeMap<u32, ClassAttrs>, String> {
+    let mut out = BTreeMap::new();
+    for group in s.split(';').map(str::trim).filter(|g| !g.is_empty()) {
+        let (class, attrs) = group
+            .split_once(':')
+            .ok_or_else(|| format!("`{group}` is not CLASS:key=value,…"))?;
+        let class: u32 = class
+            .trim()
+            .parse()
+            .map_err(|e| format!("`{group}`: class: {e}"))?;
+        let mut a = ClassAttrs::default();
+        for kv in attrs.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("`{kv}` is not key=value"))?;
+            let unit = |v: &str| -> Result<f32, String> {
+                v.trim()
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|x| (0.0..=1.0).contains(x))
+                    .ok_or_else(|| format!("`{kv}`: expected 0..=1"))
+            };
+            match k.trim() {
+                "conf" => a.threshold = Some(unit(v)?),
+                "iou" => a.iou_threshold = Some(unit(v)?),
+                "topk" => {
+                    a.top_k = Some(v.trim().parse().map_err(|e| format!("`{kv}`: {e}"))?);
+                }
+                other => {
+                    return Err(format!(
+                        "unknown class attribute `{other}` (conf, iou, topk)"
+                    ));
+                }
+            }
+        }
+        out.insert(class, a);
+    }
+    Ok(out)
 }
 
 pub fn main() -> eyre::Result<()> {

@@ -93,14 +93,16 @@ pub fn resolve_settings(model: Option<&Path>, config: Option<&Path>) -> eyre::Re
             library: None,
         })?;
         let input = backend.input();
-        let (w, h) = input.size.ok_or_else(|| {
-            eyre!(
-                "{}: dynamic input size; set preprocess.net_w and net_h",
-                s.model.path.display()
-            )
-        })?;
-        p.net_w.get_or_insert(w);
-        p.net_h.get_or_insert(h);
+        if p.net_w.is_none() || p.net_h.is_none() {
+            let (w, h) = input.size.ok_or_else(|| {
+                eyre!(
+                    "{}: dynamic input size; set preprocess.net_w and net_h",
+                    s.model.path.display()
+                )
+            })?;
+            p.net_w.get_or_insert(w);
+            p.net_h.get_or_insert(h);
+        }
         p.layout
             .get_or_insert_with(|| input.layout.as_str().to_owned());
     }

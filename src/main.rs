@@ -2,6 +2,7 @@
 //! as separate processes) and for the tools around recordings.
 
 mod dataflow;
+mod deepstream;
 mod import;
 mod settings;
 
@@ -33,6 +34,14 @@ enum Command {
         output: PathBuf,
         #[arg(long, default_value_t = 30.0)]
         fps: f64,
+    },
+    /// An nvinfer config (DeepStream-Yolo) and optionally an nvtracker config → a vigil.yml.
+    ImportDeepstream {
+        config: PathBuf,
+        #[arg(long)]
+        tracker: Option<PathBuf>,
+        #[arg(short, long)]
+        output: PathBuf,
     },
     /// Frames, duration, resolution, fps and size of a recording.
     Info { recording: PathBuf },
@@ -121,6 +130,30 @@ fn main() -> eyre::Result<()> {
         Command::Import { dir, output, fps } => {
             let n = import::import_dir(&dir, &output, fps)?;
             println!("{}: {n} frames", output.display());
+            Ok(())
+        }
+        Command::ImportDeepstream {
+            config,
+            tracker,
+            output,
+        } => {
+            let out_dir = output
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let imported = deepstream::import(&config, tracker.as_deref(), out_dir)?;
+            for w in &imported.warnings {
+                eprintln!("warning: {w}");
+            }
+            let sources: Vec<&Path> = std::iter::once(config.as_path())
+                .chain(tracker.as_deref())
+                .collect();
+            deepstream::write(&imported.settings, &sources, &output)?;
+            eprintln!(
+                "{}: written ({} warnings)",
+                output.display(),
+                imported.warnings.len()
+            );
             Ok(())
         }
         Command::Info { recording } => info(&recording),

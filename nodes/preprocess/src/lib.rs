@@ -6,15 +6,18 @@ use dora_node_api::dora_core::config::DataId;
 use dora_node_api::{DoraArray, DoraNode, Event, EventStream};
 use eyre::WrapErr;
 use vigil_detect::{Letterbox, TensorLayout};
+use vigil_gpu::{DeviceLetterbox, Gpu, GpuError, Precision};
 use vigil_msg::config::{ConfigError, Lookup};
 use vigil_msg::{Latency, TensorMsg, decode_frame};
-use vigil_vision::{ColorFormat, PreprocessConfig, Preprocessor};
+use vigil_vision::{ColorFormat, JpegCodec, PreprocessConfig, Preprocessor, RgbImage};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub pre: PreprocessConfig,
     /// Infer every k-th frame by sequence number (`seq % k == 0`).
     pub interval: u64,
+    /// Letterbox on the GPU (`VIGIL_PREPROCESS_DEVICE=cuda`), else on the CPU.
+    pub cuda: bool,
 }
 
 impl Config {
@@ -100,7 +103,74 @@ impl Config {
                 pad_value: l.parse_or("VIGIL_PAD_VALUE", d.pad_value)?,
             },
             interval,
+            cuda: match l
+                .get("VIGIL_PREPROCESS_DEVICE")
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "" | "cpu" => false,
+                "cuda" | "gpu" => true,
+                other => {
+                    return Err(ConfigError::new(
+                        "VIGIL_PREPROCESS_DEVICE",
+                        other,
+                        "expected cpu or cuda",
+                    ));
+                }
+            },
         })
+    }
+}
+
+/// The GPU letterbox, with its state for the current frame size.
+struct GpuPath {
+    gpu: Gpu,
+    codec: JpegCodec,
+    frame: RgbImage,
+    state: Option<DeviceLetterbox>,
+}
+
+impl GpuPath {
+    /// The GPU path, or `None` (said once in the log) where there is no usable GPU.
+    fn open() -> Option<Self> {
+        match Gpu::open(0).and_then(|gpu| {
+            let codec = JpegCodec::new(90).map_err(|e| GpuError::Input(e.to_string()))?;
+            Ok(Self {
+                gpu,
+                codec,
+                frame: RgbImage::default(),
+                state: None,
+            })
+        }) {
+            Ok(p) => {
+                tracing::info!(device = p.gpu.name(), "preprocess: letterbox on the GPU");
+                Some(p)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "preprocess: no GPU path; letterbox on the CPU");
+                None
+            }
+        }
+    }
+
+    /// JPEG (CPU) → letterbox on the device → the tensor on the host, as the CPU path
+    /// makes it (bit-identical).
+    fn run(
+        &mut self,
+        cfg: &PreprocessConfig,
+        jpeg: &[u8],
+        out: &mut Vec<f32>,
+    ) -> eyre::Result<Letterbox> {
+        self.codec.decode_into(jpeg, &mut self.frame)?;
+        let (w, h) = (self.frame.width, self.frame.height);
+        let state = match &mut self.state {
+            Some(s) if s.source_size() == (w, h) => s,
+            slot => slot.insert(self.gpu.letterbox_for(w, h, cfg, Precision::F32)?),
+        };
+        self.gpu.letterbox(state, &self.frame.pixels)?;
+        *out = self.gpu.download(state)?;
+        Ok(state.letterbox)
     }
 }
 
@@ -124,6 +194,7 @@ pub fn main() -> eyre::Result<()> {
 
 pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::Result<()> {
     let mut pre = Preprocessor::new(cfg.pre.clone())?;
+    let mut gpu = if cfg.cuda { GpuPath::open() } else { None };
     let mut tensor = Vec::new();
     let (mut corrupt, mut bad_messages) = (0u64, 0u64);
     let output = DataId::from("tensor".to_owned());
@@ -157,7 +228,20 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
         tensor.clear();
         let started = std::time::Instant::now();
         if h.seq % cfg.interval == 0 {
-            match pre.run_jpeg(frame.jpeg, &mut tensor) {
+            let done = match &mut gpu {
+                Some(g) => match g.run(&cfg.pre, frame.jpeg, &mut tensor) {
+                    Err(e)
+                        if e.downcast_ref::<GpuError>()
+                            .is_some_and(GpuError::is_sticky) =>
+                    {
+                        // The context is gone: exit so dora restarts this node afresh.
+                        return Err(e.wrap_err("preprocess: sticky CUDA error"));
+                    }
+                    other => other,
+                },
+                None => pre.run_jpeg(frame.jpeg, &mut tensor).map_err(Into::into),
+            };
+            match done {
                 Ok(lb) => letterbox = lb,
                 Err(e) => {
                     corrupt += 1;
@@ -221,6 +305,11 @@ mod tests {
             (c.pre.net_w, c.pre.net_h, c.pre.layout, c.pre.color),
             (512, 320, TensorLayout::Nhwc, ColorFormat::Bgr)
         );
+        assert!(!c.cuda);
+        let gpu = |k: &str| (k == "VIGIL_PREPROCESS_DEVICE").then(|| "cuda".to_owned());
+        assert!(Config::from_lookup(&gpu).expect("parses").cuda);
+        let bad = |k: &str| (k == "VIGIL_PREPROCESS_DEVICE").then(|| "tpu".to_owned());
+        assert!(Config::from_lookup(&bad).is_err());
         assert_eq!(
             (
                 c.pre.offsets,

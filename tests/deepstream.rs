@@ -2,15 +2,12 @@
 //! nvinfer and nvtracker configs under tests/fixtures/deepstream into a vigil.yml, and
 //! `vigil replay --config` runs the real dataflow with it.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::{recording_of, root};
 
-fn vigil() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
+fn vigil() -> std::process::Command {
+    let mut c = common::vigil();
     c.current_dir(root());
     c
 }
@@ -57,24 +54,7 @@ fn imported_deepstream_config_runs_a_replay() {
     assert_eq!(doc["tracker"]["max_age"].as_u64(), Some(38));
 
     // Three frames of a face close enough for the 320-pixel model.
-    let images = dir.path().join("images");
-    std::fs::create_dir(&images).expect("mkdir");
-    for i in 0..3 {
-        std::fs::copy(
-            root().join("tests/goldens/frames/messi5_crop2.jpg"),
-            images.join(format!("f{i}.jpg")),
-        )
-        .expect("copy");
-    }
-    let rec = dir.path().join("face.mcap");
-    let st = vigil()
-        .arg("import")
-        .arg(&images)
-        .arg("-o")
-        .arg(&rec)
-        .status()
-        .expect("runs");
-    assert!(st.success());
+    let rec = recording_of("tests/goldens/frames/messi5_crop2.jpg", 3, 30, dir.path());
     let jsonl = dir.path().join("out.jsonl");
     let out = vigil()
         .arg("replay")

@@ -1,16 +1,11 @@
 //! End to end through the real dora runtime: `vigil import` and `vigil replay` as a user runs
 //! them, on the committed sample recording and on footage the sample does not contain.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn vigil() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-}
+use std::path::Path;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::{recording_of, root, vigil};
 
 fn replay(recording: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     let output = vigil()
@@ -121,29 +116,7 @@ fn sample_replay_is_lossless_deterministic_and_matches_the_snapshot() {
 #[test]
 fn import_then_replay_finds_the_person_in_unseen_footage() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let images = dir.path().join("images");
-    std::fs::create_dir(&images).expect("mkdir");
-    for i in 0..3 {
-        std::fs::copy(
-            root().join("tests/fixtures/messi5.jpg"),
-            images.join(format!("f{i}.jpg")),
-        )
-        .expect("copy");
-    }
-    let rec = dir.path().join("messi.mcap");
-    let out = vigil()
-        .arg("import")
-        .arg(&images)
-        .arg("-o")
-        .arg(&rec)
-        .args(["--fps", "5"])
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let rec = recording_of("tests/fixtures/messi5.jpg", 3, 5, dir.path());
     let info = vigil().arg("info").arg(&rec).output().expect("runs");
     let info = String::from_utf8_lossy(&info.stdout);
     assert!(

@@ -36,6 +36,8 @@ pub struct ReplayOptions {
     pub flight_dir: Option<PathBuf>,
     /// (node, key, value) settings applied last.
     pub set: Vec<(String, String, String)>,
+    /// Infer processes sharing the frames (1: the dataflow as declared).
+    pub infer_workers: usize,
 }
 
 impl ReplayOptions {
@@ -313,7 +315,88 @@ pub fn replay_dataflow(
         m.insert(key("env"), Value::Mapping(e));
     }
     nodes.push(sink);
+    if opts.infer_workers > 1 {
+        split_infer(nodes, opts.infer_workers)?;
+    }
     Ok(serde_yaml::to_string(&doc)?)
+}
+
+/// Deals the frames to `workers` infer processes: preprocess sends frame `index` on
+/// `tensor_{index % workers}`, each `infer_K` (one ONNX Runtime thread unless set) reads its
+/// own, and the track node merges `detections_K` back into frame order.
+fn split_infer(nodes: &mut Vec<Value>, workers: usize) -> eyre::Result<()> {
+    let id_of = |n: &Value| n.get("id").and_then(Value::as_str).map(str::to_owned);
+    let at = nodes
+        .iter()
+        .position(|n| id_of(n).as_deref() == Some("infer"))
+        .ok_or_else(|| eyre!("the dataflow has no infer node"))?;
+    let infer = nodes.remove(at);
+    for k in (0..workers).rev() {
+        let mut w = infer.clone();
+        let m = w
+            .as_mapping_mut()
+            .ok_or_else(|| eyre!("infer is not a mapping"))?;
+        m.insert(key("id"), key(&format!("infer_{k}")));
+        if let Some(input) = m
+            .get_mut("inputs")
+            .and_then(Value::as_mapping_mut)
+            .and_then(|i| i.get_mut("tensor"))
+        {
+            let source = format!("preprocess/tensor_{k}");
+            match input {
+                Value::Mapping(im) => {
+                    im.insert(key("source"), key(&source));
+                }
+                other => *other = key(&source),
+            }
+        }
+        if let Some(env) = m.get_mut("env").and_then(Value::as_mapping_mut) {
+            if env
+                .get("VIGIL_THREADS")
+                .and_then(Value::as_str)
+                .is_none_or(|t| t == "0")
+            {
+                env.insert(key("VIGIL_THREADS"), key("1"));
+            }
+            env.insert(
+                key("VIGIL_LAST_WORDS"),
+                key(&format!("state/infer_{k}.lastwords")),
+            );
+        }
+        nodes.insert(at, w);
+    }
+    for node in nodes.iter_mut() {
+        let id = id_of(node).unwrap_or_default();
+        let Some(m) = node.as_mapping_mut() else {
+            continue;
+        };
+        if id == "preprocess" {
+            let outs: Vec<Value> = (0..workers).map(|k| key(&format!("tensor_{k}"))).collect();
+            m.insert(key("outputs"), Value::Sequence(outs));
+            if let Some(env) = m.get_mut("env").and_then(Value::as_mapping_mut) {
+                env.insert(key("VIGIL_WORKERS"), key(&workers.to_string()));
+            }
+        }
+        let Some(inputs) = m.get_mut("inputs").and_then(Value::as_mapping_mut) else {
+            continue;
+        };
+        for (name, output) in [("detections", "detections"), ("status", "status")] {
+            if let Some(input) = inputs.remove(name) {
+                for k in 0..workers {
+                    let mut i = input.clone();
+                    let source = format!("infer_{k}/{output}");
+                    match &mut i {
+                        Value::Mapping(im) => {
+                            im.insert(key("source"), key(&source));
+                        }
+                        other => *other = key(&source),
+                    }
+                    inputs.insert(key(&format!("{name}_{k}")), i);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs the replay and returns how many frames were written.
@@ -322,7 +405,7 @@ pub fn replay(
     output: &Path,
     settings: &Settings,
     opts: &ReplayOptions,
-) -> eyre::Result<u64> {
+) -> eyre::Result<ReplayStats> {
     let recording = std::path::absolute(recording)?;
     let rec = vigil_record::Recording::open(&recording)?;
     let output = std::path::absolute(output)?;
@@ -358,12 +441,21 @@ pub fn replay(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} frames {per_sec} {eta}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    let (mut first, mut last) = (None, None);
+    let mut seen = 0;
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
         }
-        bar.set_position(count_lines(&output));
-        std::thread::sleep(Duration::from_millis(100));
+        let n = count_lines(&output);
+        if n > seen {
+            let now = std::time::Instant::now();
+            first.get_or_insert((now, n));
+            last = Some((now, n));
+            seen = n;
+        }
+        bar.set_position(n);
+        std::thread::sleep(Duration::from_millis(20));
     };
     bar.finish_and_clear();
     let log = log.join().unwrap_or_default();
@@ -394,7 +486,25 @@ pub fn replay(
             rec.frames.len()
         );
     }
-    Ok(lines)
+    let steady_fps = match (first, last) {
+        (Some((t0, n0)), Some((t1, n1))) if n1 > n0 && t1 > t0 => {
+            Some((n1 - n0) as f64 / (t1 - t0).as_secs_f64())
+        }
+        _ => None,
+    };
+    Ok(ReplayStats {
+        frames: lines,
+        steady_fps,
+    })
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayStats {
+    /// Lines written.
+    pub frames: u64,
+    /// Frames per second once results flowed (start-up and model loading excluded).
+    pub steady_fps: Option<f64>,
 }
 
 /// The dora CLI: `VIGIL_DORA`, else the project's `.venv/bin/dora` (the setup step puts it
@@ -585,5 +695,45 @@ mod tests {
         assert_eq!(infer["inputs"]["tensor"]["queue_size"].as_u64(), Some(8));
         assert_eq!(infer["restart_policy"].as_str(), Some("on-failure"));
         assert_eq!(infer["max_restarts"].as_u64(), Some(REPLAY_MAX_RESTARTS));
+
+        let split = replay_dataflow(
+            DEVICE_DATAFLOW,
+            Path::new("/bin/vigil"),
+            Path::new("/r.mcap"),
+            Path::new("/o.jsonl"),
+            &s,
+            &ReplayOptions {
+                infer_workers: 2,
+                realtime: true,
+                ..ReplayOptions::default()
+            },
+        )
+        .expect("builds");
+        let ids = check_dataflow(&split).expect("consistent");
+        assert!(ids.contains(&"infer_0".to_owned()) && ids.contains(&"infer_1".to_owned()));
+        assert!(!ids.contains(&"infer".to_owned()));
+        let doc: Value = serde_yaml::from_str(&split).expect("yaml");
+        let node = |id: &str| {
+            doc["nodes"]
+                .as_sequence()
+                .expect("nodes")
+                .iter()
+                .find(|n| n["id"].as_str() == Some(id))
+                .expect("node")
+                .clone()
+        };
+        assert_eq!(
+            node("infer_1")["inputs"]["tensor"]["source"].as_str(),
+            Some("preprocess/tensor_1")
+        );
+        assert_eq!(node("infer_1")["env"]["VIGIL_THREADS"].as_str(), Some("1"));
+        assert_eq!(
+            node("track")["inputs"]["detections_1"]["source"].as_str(),
+            Some("infer_1/detections")
+        );
+        assert_eq!(
+            node("monitor")["inputs"]["status_0"].as_str(),
+            Some("infer_0/status")
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `vigil`: one binary for every node of the dataflow (`vigil node <name>`, which dora starts
 //! as separate processes) and for the tools around recordings.
 
+mod bench;
 mod dataflow;
 mod deepstream;
 mod import;
@@ -84,6 +85,18 @@ enum Command {
         /// Any node setting: `--set node.KEY=VALUE` (e.g. `--set preprocess.VIGIL_INTERVAL=3`).
         #[arg(long = "set", value_name = "NODE.KEY=VALUE")]
         set: Vec<String>,
+        /// Infer processes sharing the frames (each one ONNX Runtime thread).
+        #[arg(long, default_value_t = 1)]
+        infer_workers: usize,
+    },
+    /// Time each stage on a recording, sequentially and through the dataflow, in one run.
+    Bench {
+        #[arg(default_value = "recordings/vtest-100.mcap")]
+        recording: PathBuf,
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Record live from a V4L2 camera.
     Record {
@@ -171,6 +184,7 @@ fn main() -> eyre::Result<()> {
             audit,
             flight_dir,
             set,
+            infer_workers,
         } => {
             let settings = dataflow::resolve_settings(model.as_deref(), config.as_deref())?;
             let opts = dataflow::ReplayOptions {
@@ -186,10 +200,19 @@ fn main() -> eyre::Result<()> {
                     .iter()
                     .map(|s| dataflow::parse_set(s))
                     .collect::<eyre::Result<_>>()?,
+                infer_workers,
             };
-            let lines = dataflow::replay(&recording, &output, &settings, &opts)?;
-            eprintln!("{}: {lines} frames", output.display());
+            let stats = dataflow::replay(&recording, &output, &settings, &opts)?;
+            eprintln!("{}: {} frames", output.display(), stats.frames);
             Ok(())
+        }
+        Command::Bench {
+            recording,
+            model,
+            config,
+        } => {
+            let settings = dataflow::resolve_settings(model.as_deref(), config.as_deref())?;
+            bench::bench(&recording, &settings)
         }
         Command::Record {
             output,

@@ -90,6 +90,14 @@ fn sample_replay_is_lossless_deterministic_and_matches_the_snapshot() {
         bytes_a, bytes_b,
         "two replays of one recording must write identical bytes"
     );
+    // Frames dealt to two infer processes come back in order: the same bytes again.
+    let c = dir.path().join("c.jsonl");
+    replay(&rec, &c, &["--infer-workers", "2"]);
+    assert_eq!(
+        bytes_a,
+        std::fs::read(&c).expect("c"),
+        "the output does not depend on how many infer processes share the frames"
+    );
     let frames = lines(&a);
     let seqs: Vec<u64> = frames
         .iter()

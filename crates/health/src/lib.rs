@@ -84,7 +84,8 @@ pub struct Health {
     recent: VecDeque<(u64, u64)>,
     /// Seqs of recent frames that went out without detections.
     recent_missing: VecDeque<u64>,
-    starts: u64,
+    /// Processes started, per node.
+    starts: BTreeMap<String, u64>,
     next_key: u64,
     open: Vec<Open>,
     stall: Option<Stall>,
@@ -113,7 +114,7 @@ impl Health {
             clock_ns: 0,
             recent: VecDeque::with_capacity(RECENT),
             recent_missing: VecDeque::new(),
-            starts: 0,
+            starts: BTreeMap::new(),
             next_key: 1,
             open: Vec::new(),
             stall: None,
@@ -171,18 +172,21 @@ impl Health {
             .map(|(_, t)| *t)
     }
 
-    pub fn status(&mut self, s: &StatusMsg) -> Vec<AuditEvent> {
+    /// A status message from `node` (one of the detector's processes).
+    pub fn status(&mut self, node: &str, s: &StatusMsg) -> Vec<AuditEvent> {
         match s {
             StatusMsg::Rejected { total, .. } => {
                 self.rejected = self.rejected.max(*total);
                 Vec::new()
             }
             StatusMsg::Started { previous, .. } => {
-                self.starts += 1;
+                let starts = self.starts.entry(node.to_owned()).or_default();
+                *starts += 1;
+                let first = *starts == 1;
                 let (cause, exit_code, signal, fault_seq) = match previous {
                     Some(p) => (p.cause.clone(), p.exit_code, p.signal, Some(p.seq)),
                     // The first start, or a predecessor that left no word.
-                    None if self.starts == 1 => return Vec::new(),
+                    None if first => return Vec::new(),
                     None => ("died without last words".to_owned(), None, None, None),
                 };
                 let fault_ts_ns = fault_seq
@@ -206,7 +210,7 @@ impl Health {
                 });
                 vec![AuditEvent::Restart(Restart {
                     key,
-                    node: self.node.clone(),
+                    node: node.to_owned(),
                     cause,
                     exit_code,
                     signal,
@@ -414,8 +418,12 @@ mod tests {
         let mut m = Health::new("infer");
         let started = |previous| StatusMsg::Started { pid: 1, previous };
         assert!(
-            m.status(&started(None)).is_empty(),
+            m.status("infer", &started(None)).is_empty(),
             "first start is no restart"
+        );
+        assert!(
+            m.status("infer_1", &started(None)).is_empty(),
+            "nor is a second worker's"
         );
         for s in 0..=10 {
             m.frame(&h(s));
@@ -430,12 +438,15 @@ mod tests {
                 s == 11
             );
         }
-        let ev = m.status(&started(Some(FaultReport {
-            cause: "SIGSEGV".into(),
-            seq: 11,
-            exit_code: None,
-            signal: Some(11),
-        })));
+        let ev = m.status(
+            "infer",
+            &started(Some(FaultReport {
+                cause: "SIGSEGV".into(),
+                seq: 11,
+                exit_code: None,
+                signal: Some(11),
+            })),
+        );
         let AuditEvent::Restart(r) = &ev[0] else {
             panic!("{ev:?}")
         };

@@ -132,7 +132,13 @@ pub fn run(
                 health.shown(&h, total);
                 Vec::new()
             }),
-            "status" => decode_status(p).map(|s| health.status(&s)),
+            s if s.starts_with("status") => {
+                // `status` from `infer`, `status_K` from `infer_K`.
+                let node = s
+                    .strip_prefix("status_")
+                    .map_or_else(|| cfg.node.clone(), |k| format!("{}_{k}", cfg.node));
+                decode_status(p).map(|s| health.status(&node, &s))
+            }
             "result" => decode_result(p, data.as_array().as_ref()).map(|r| {
                 let pipeline_us = arrivals
                     .iter()

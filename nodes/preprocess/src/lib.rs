@@ -18,6 +18,9 @@ pub struct Config {
     pub interval: u64,
     /// Letterbox on the GPU (`VIGIL_PREPROCESS_DEVICE=cuda`), else on the CPU.
     pub cuda: bool,
+    /// Infer processes the frames are dealt to (`VIGIL_WORKERS`): with more than one, frame
+    /// `index` goes out on `tensor_{index % workers}`, else on `tensor`.
+    pub workers: u64,
 }
 
 impl Config {
@@ -103,6 +106,10 @@ impl Config {
                 pad_value: l.parse_or("VIGIL_PAD_VALUE", d.pad_value)?,
             },
             interval,
+            workers: match l.parse_or("VIGIL_WORKERS", 1u64)? {
+                0 => return Err(ConfigError::new("VIGIL_WORKERS", "0", "must be at least 1")),
+                w => w,
+            },
             cuda: match l
                 .get("VIGIL_PREPROCESS_DEVICE")
                 .unwrap_or_default()
@@ -197,7 +204,13 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
     let mut gpu = if cfg.cuda { GpuPath::open() } else { None };
     let mut tensor = Vec::new();
     let (mut corrupt, mut bad_messages) = (0u64, 0u64);
-    let output = DataId::from("tensor".to_owned());
+    let outputs: Vec<DataId> = if cfg.workers > 1 {
+        (0..cfg.workers)
+            .map(|i| DataId::from(format!("tensor_{i}")))
+            .collect()
+    } else {
+        vec![DataId::from("tensor".to_owned())]
+    };
     while let Some(event) = events.recv() {
         let Event::Input { id, metadata, data } = event else {
             if matches!(event, Event::Stop(_)) {
@@ -266,6 +279,7 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
             },
         };
         let (params, array) = msg.encode();
+        let output = &outputs[(h.index % outputs.len() as u64) as usize];
         node.send_output(output.clone(), params, DoraArray::from(array))
             .wrap_err("preprocess: sending tensor")?;
     }

@@ -73,6 +73,8 @@ type Shared = Arc<Mutex<Health>>;
 
 pub fn main() -> eyre::Result<()> {
     let cfg = Config::from_lookup(&vigil_msg::config::env_lookup())?;
+    // Subscribe first: frames sent before a node has connected do not reach it.
+    let (node, events) = DoraNode::init_from_env().wrap_err("monitor: connecting to dora")?;
     if let Some(dir) = cfg.audit_db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
     }
@@ -86,7 +88,6 @@ pub fn main() -> eyre::Result<()> {
         let http = shared.clone();
         std::thread::spawn(move || serve(&server, &http));
     }
-    let (node, events) = DoraNode::init_from_env().wrap_err("monitor: connecting to dora")?;
     run(&cfg, audit, &shared, node, events)
 }
 

@@ -81,6 +81,8 @@ pub fn overlays(tracks: &[Track], labels: &[String]) -> Vec<Overlay> {
 
 pub fn main() -> eyre::Result<()> {
     let cfg = Config::from_lookup(&vigil_msg::config::env_lookup())?;
+    // Subscribe first: frames sent before a node has connected do not reach it.
+    let (node, events) = DoraNode::init_from_env().wrap_err("preview: connecting to dora")?;
     let labels = match &cfg.labels {
         Some(p) => std::fs::read_to_string(p)
             .wrap_err_with(|| format!("reading labels {}", p.display()))?
@@ -98,7 +100,6 @@ pub fn main() -> eyre::Result<()> {
         let http_shared = shared.clone();
         std::thread::spawn(move || serve(&server, &http_shared));
     }
-    let (node, events) = DoraNode::init_from_env().wrap_err("preview: connecting to dora")?;
     run(&labels, &shared, node, events)
 }
 

@@ -46,6 +46,9 @@ pub fn read_labels(path: &Path) -> eyre::Result<Vec<String>> {
 #[derive(Serialize)]
 struct Line<'a> {
     seq: u64,
+    /// The frame's detections never came (the detector was down): tracks are predictions.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    missing: bool,
     detections: Vec<DetJson<'a>>,
     tracks: Vec<TrackJson>,
 }
@@ -65,6 +68,9 @@ struct TrackJson {
     class: u32,
     #[serde(rename = "box")]
     bbox: [f64; 4],
+    /// Carried on without a detection this frame.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    coasting: bool,
 }
 
 fn round(v: f32, places: i32) -> f64 {
@@ -81,16 +87,19 @@ fn box_json(b: &vigil_detect::BBox) -> [f64; 4] {
     ]
 }
 
-/// One frame as a JSON line (without the newline). Scores to 4 places, pixels to 2.
+/// One frame as a JSON line (without the newline). Scores to 4 places, pixels to 2;
+/// `missing` and `coasting` appear only when true.
 #[must_use]
 pub fn json_line(
     seq: u64,
+    missing: bool,
     detections: &[Detection],
     tracks: &[Track],
     labels: &[String],
 ) -> String {
     let line = Line {
         seq,
+        missing,
         detections: detections
             .iter()
             .map(|d| DetJson {
@@ -106,6 +115,7 @@ pub fn json_line(
                 id: t.id,
                 class: t.class,
                 bbox: box_json(&t.bbox),
+                coasting: t.coasting(),
             })
             .collect(),
     };
@@ -166,7 +176,7 @@ pub fn run(
                         writeln!(
                             out,
                             "{}",
-                            json_line(r.header.seq, &r.detections, &r.tracks, labels)
+                            json_line(r.header.seq, r.missing, &r.detections, &r.tracks, labels)
                         )
                         .wrap_err("sink: writing")?;
                         written += 1;
@@ -189,7 +199,7 @@ pub fn run(
         writeln!(
             out,
             "{}",
-            json_line(r.header.seq, &r.detections, &r.tracks, labels)
+            json_line(r.header.seq, r.missing, &r.detections, &r.tracks, labels)
         )
         .wrap_err("sink: writing")?;
         written += 1;
@@ -222,10 +232,16 @@ mod tests {
             misses: 0,
             lost: 0,
         };
-        let line = json_line(7, &[d], &[t], &["person".to_owned()]);
+        let line = json_line(7, false, &[d], &[t], &["person".to_owned()]);
         assert_eq!(
             line,
             r#"{"seq":7,"detections":[{"class":0,"label":"person","score":0.9123,"box":[1.23,2.0,30.0,40.5]}],"tracks":[{"id":3,"class":0,"box":[1.23,2.0,30.0,40.5]}]}"#
+        );
+        let coasting = Track { lost: 4, ..t };
+        let line = json_line(8, true, &[], &[coasting], &[]);
+        assert_eq!(
+            line,
+            r#"{"seq":8,"missing":true,"detections":[],"tracks":[{"id":3,"class":0,"box":[1.23,2.0,30.0,40.5],"coasting":true}]}"#
         );
     }
 }

@@ -134,7 +134,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn main() {
+fn main() -> Result<(), vigil_detect::DecodeError> {
     let raw = raw_output();
     let dsy = dsy_output(&raw);
     let cfg = NmsConfig::default();
@@ -152,26 +152,16 @@ fn main() {
             ("deepstream-yolo [1,8400,6]", &dsy, Layout::BoxesScoreClass),
         ] {
             let outs = std::slice::from_ref(out);
-            let ours = nms(
-                &decode(outs, Some(layout), threshold).expect("decodes"),
-                &cfg,
-            );
-            let candidates = decode(outs, Some(layout), threshold).expect("decodes");
-            let naive = naive_nms(&candidates, cfg.iou_threshold, cfg.top_k);
-            assert_eq!(ours, naive, "both passes keep the same boxes");
-            let fast = time(|| {
-                nms(
-                    &decode(outs, Some(layout), threshold).expect("decodes"),
-                    &cfg,
-                )
-            });
-            let slow = time(|| {
-                naive_nms(
-                    &decode(outs, Some(layout), threshold).expect("decodes"),
-                    cfg.iou_threshold,
-                    cfg.top_k,
-                )
-            });
+            let vigil = || decode(outs, Some(layout), threshold).map(|c| nms(&c, &cfg));
+            let naive = || {
+                decode(outs, Some(layout), threshold)
+                    .map(|c| naive_nms(&c, cfg.iou_threshold, cfg.top_k))
+            };
+            let candidates = decode(outs, Some(layout), threshold)?;
+            let ours = vigil()?;
+            assert_eq!(ours, naive()?, "both passes keep the same boxes");
+            let fast = time(vigil);
+            let slow = time(naive);
             println!(
                 "{:<34} {:>6} {:>12.3} {:>14.3} {:>7.1}x   ({} candidates)",
                 format!("{name} @{threshold}"),
@@ -183,4 +173,5 @@ fn main() {
             );
         }
     }
+    Ok(())
 }

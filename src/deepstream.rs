@@ -29,6 +29,19 @@ struct Entry {
     value: String,
 }
 
+impl Entry {
+    /// `file:line: key=value`, the head of every message about this entry.
+    fn at(&self, path: &Path) -> String {
+        format!(
+            "{}:{}: {}={}",
+            path.display(),
+            self.line,
+            self.key,
+            self.value
+        )
+    }
+}
+
 /// Groups of an INI file (`GKeyFile` as nvinfer reads it), in file order.
 fn parse_ini(path: &Path, text: &str) -> eyre::Result<Vec<(String, Vec<Entry>)>> {
     let mut groups: Vec<(String, Vec<Entry>)> = Vec::new();
@@ -71,41 +84,23 @@ fn value<T: std::str::FromStr>(path: &Path, e: &Entry, expected: &str) -> eyre::
 where
     T::Err: Display,
 {
-    e.value.parse().map_err(|err| {
-        eyre!(
-            "{}:{}: {}={}: expected {expected} ({err})",
-            path.display(),
-            e.line,
-            e.key,
-            e.value
-        )
-    })
+    e.value
+        .parse()
+        .map_err(|err| eyre!("{}: expected {expected} ({err})", e.at(path)))
 }
 
 fn flag(path: &Path, e: &Entry) -> eyre::Result<bool> {
     match e.value.as_str() {
         "0" | "false" => Ok(false),
         "1" | "true" => Ok(true),
-        _ => bail!(
-            "{}:{}: {}={}: expected 0 or 1",
-            path.display(),
-            e.line,
-            e.key,
-            e.value
-        ),
+        _ => bail!("{}: expected 0 or 1", e.at(path)),
     }
 }
 
 fn unit(path: &Path, e: &Entry) -> eyre::Result<f32> {
     let v: f32 = value(path, e, "a number")?;
     if !(0.0..=1.0).contains(&v) {
-        bail!(
-            "{}:{}: {}={}: expected 0..=1",
-            path.display(),
-            e.line,
-            e.key,
-            e.value
-        );
+        bail!("{}: expected 0..=1", e.at(path));
     }
     Ok(v)
 }
@@ -120,7 +115,6 @@ const ACCEPTED: &[&str] = &[
     "engine-create-func-name",
     "workspace-size",
     "int8-calib-file",
-    "model-engine-file",
     "output-blob-names",
     "force-implicit-batch-dim",
     "operate-on-gie-id",
@@ -181,13 +175,7 @@ pub fn import(config: &Path, tracker: Option<&Path>, out_dir: &Path) -> eyre::Re
     s.model.decoder = "auto".into();
     let mut warnings = Vec::new();
     let mut warn = |e: &Entry, why: &str| {
-        warnings.push(format!(
-            "{}:{}: {}={}: {why}",
-            config.display(),
-            e.line,
-            e.key,
-            e.value
-        ));
+        warnings.push(format!("{}: {why}", e.at(config)));
     };
     let (mut onnx, mut engine, mut classes_declared) = (None, None, None);
     for (group, entries) in &groups {
@@ -244,29 +232,18 @@ pub fn import(config: &Path, tracker: Option<&Path>, out_dir: &Path) -> eyre::Re
             match k {
                 "net-scale-factor" => s.preprocess.scale = value(config, e, "a number")?,
                 "offsets" => {
-                    let v: Vec<f32> = e
+                    let v: Option<Vec<f32>> = e
                         .value
                         .split(';')
                         .filter(|x| !x.trim().is_empty())
-                        .map(|x| {
-                            value(
-                                config,
-                                &Entry {
-                                    value: x.trim().to_owned(),
-                                    ..e.clone()
-                                },
-                                "numbers separated by ;",
-                            )
-                        })
-                        .collect::<eyre::Result<_>>()?;
-                    s.preprocess.offsets = match v.as_slice() {
-                        [a] => [*a; 3],
-                        [a, b, c] => [*a, *b, *c],
+                        .map(|x| x.trim().parse().ok())
+                        .collect();
+                    s.preprocess.offsets = match v.as_deref() {
+                        Some([a]) => [*a; 3],
+                        Some([a, b, c]) => [*a, *b, *c],
                         _ => bail!(
-                            "{}:{}: offsets={}: expected one or three values",
-                            config.display(),
-                            e.line,
-                            e.value
+                            "{}: expected one or three numbers separated by ;",
+                            e.at(config)
                         ),
                     };
                 }
@@ -275,12 +252,7 @@ pub fn import(config: &Path, tracker: Option<&Path>, out_dir: &Path) -> eyre::Re
                         "0" => "rgb",
                         "1" => "bgr",
                         "2" => "gray",
-                        _ => bail!(
-                            "{}:{}: model-color-format={}: expected 0 (RGB), 1 (BGR) or 2 (GRAY)",
-                            config.display(),
-                            e.line,
-                            e.value
-                        ),
+                        _ => bail!("{}: expected 0 (RGB), 1 (BGR) or 2 (GRAY)", e.at(config)),
                     }
                     .into();
                 }
@@ -291,12 +263,7 @@ pub fn import(config: &Path, tracker: Option<&Path>, out_dir: &Path) -> eyre::Re
                         match e.value.as_str() {
                             "0" => "nchw",
                             "1" => "nhwc",
-                            _ => bail!(
-                                "{}:{}: network-input-order={}: expected 0 (NCHW) or 1 (NHWC)",
-                                config.display(),
-                                e.line,
-                                e.value
-                            ),
+                            _ => bail!("{}: expected 0 (NCHW) or 1 (NHWC)", e.at(config)),
                         }
                         .into(),
                     );
@@ -308,23 +275,9 @@ pub fn import(config: &Path, tracker: Option<&Path>, out_dir: &Path) -> eyre::Re
                         .filter(|x| !x.trim().is_empty())
                         .map(|x| x.trim().parse().ok())
                         .collect::<Option<_>>()
-                        .ok_or_else(|| {
-                            eyre!(
-                                "{}:{}: {}={}: expected C;H;W",
-                                config.display(),
-                                e.line,
-                                e.key,
-                                e.value
-                            )
-                        })?;
+                        .ok_or_else(|| eyre!("{}: expected C;H;W", e.at(config)))?;
                     let [_, h, w, ..] = dims.as_slice() else {
-                        bail!(
-                            "{}:{}: {}={}: expected C;H;W",
-                            config.display(),
-                            e.line,
-                            e.key,
-                            e.value
-                        );
+                        bail!("{}: expected C;H;W", e.at(config));
                     };
                     (s.preprocess.net_w, s.preprocess.net_h) = (Some(*w), Some(*h));
                 }
@@ -343,12 +296,7 @@ pub fn import(config: &Path, tracker: Option<&Path>, out_dir: &Path) -> eyre::Re
                         e,
                         "INT8/FP16 are TensorRT engine precisions; vigil runs the ONNX model as it is (FP32 on cpu/cuda)",
                     ),
-                    _ => bail!(
-                        "{}:{}: network-mode={}: expected 0 (FP32), 1 (INT8) or 2 (FP16)",
-                        config.display(),
-                        e.line,
-                        e.value
-                    ),
+                    _ => bail!("{}: expected 0 (FP32), 1 (INT8) or 2 (FP16)", e.at(config)),
                 },
                 "batch-size" => {
                     let b: u32 = value(config, e, "a count")?;
@@ -358,12 +306,7 @@ pub fn import(config: &Path, tracker: Option<&Path>, out_dir: &Path) -> eyre::Re
                 }
                 "network-type" => {
                     if e.value != "0" {
-                        bail!(
-                            "{}:{}: network-type={}: vigil runs detectors (0) only",
-                            config.display(),
-                            e.line,
-                            e.value
-                        );
+                        bail!("{}: vigil runs detectors (0) only", e.at(config));
                     }
                 }
                 "cluster-mode" => {
@@ -395,19 +338,15 @@ pub fn import(config: &Path, tracker: Option<&Path>, out_dir: &Path) -> eyre::Re
         (Some(o), Some(e)) => {
             s.model.path = beside(&o.value);
             warnings.push(format!(
-                "{}:{}: model-engine-file={}: a TensorRT engine; vigil runs onnx-file={}",
-                config.display(),
-                e.line,
-                e.value,
+                "{}: a TensorRT engine; vigil runs onnx-file={}",
+                e.at(config),
                 o.value
             ));
         }
         (Some(o), None) => s.model.path = beside(&o.value),
         (None, Some(e)) => bail!(
-            "{}:{}: model-engine-file={}: a TensorRT engine, which vigil cannot load; add the onnx-file it was built from",
-            config.display(),
-            e.line,
-            e.value
+            "{}: a TensorRT engine, which vigil cannot load; add the onnx-file it was built from",
+            e.at(config)
         ),
         (None, None) => bail!("{}: no onnx-file", config.display()),
     }
@@ -416,9 +355,8 @@ pub fn import(config: &Path, tracker: Option<&Path>, out_dir: &Path) -> eyre::Re
             .map_or(n, |t| t.lines().filter(|l| !l.trim().is_empty()).count());
         if count != n {
             warnings.push(format!(
-                "{}:{}: num-detected-classes={n} but the label file has {count} names",
-                config.display(),
-                e.line
+                "{}: but the label file has {count} names",
+                e.at(config)
             ));
         }
     }

@@ -128,6 +128,21 @@ fn default_model() -> eyre::Result<PathBuf> {
         .ok_or_else(|| eyre!("default model {DEFAULT_MODEL} not found; pass --model"))
 }
 
+/// A dataflow node's id.
+fn node_id(node: &Value) -> Option<&str> {
+    node.get("id").and_then(Value::as_str)
+}
+
+/// Points a dataflow input at `source`, keeping its other settings (queue size).
+fn set_input_source(input: &mut Value, source: &str) {
+    match input {
+        Value::Mapping(m) => {
+            m.insert(key("source"), key(source));
+        }
+        other => *other = key(source),
+    }
+}
+
 /// The `source` of a dataflow input, written short (`node/output`) or long (`{source: …}`).
 fn input_source(input: &Value) -> &str {
     match input {
@@ -159,20 +174,21 @@ pub fn replay_dataflow(
         .and_then(Value::as_sequence_mut)
         .ok_or_else(|| eyre!("dataflow has no nodes"))?;
     let queue = (WINDOW * 2) as u64;
-    nodes.retain(|n| match n.get("id").and_then(Value::as_str) {
+    nodes.retain(|n| match node_id(n) {
         Some("preview") => opts.preview_port().is_some(),
         Some("monitor") => opts.monitor().is_some(),
         _ => true,
     });
     let present: Vec<String> = nodes
         .iter()
-        .filter_map(|n| n.get("id").and_then(Value::as_str).map(str::to_owned))
+        .filter_map(|n| node_id(n).map(str::to_owned))
         .collect();
+    // Parsed here too, so that a bad plan is refused before anything starts.
     let fatal_faults = match &opts.faults {
         Some(f) => f
-            .split(',')
-            .filter(|i| !i.trim().is_empty() && !i.trim().starts_with("garbage"))
-            .count() as u64,
+            .parse::<vigil_infer_node::FaultPlan>()
+            .map_err(|e| eyre!("--faults {f}: {e}"))?
+            .fatal() as u64,
         None => 0,
     };
     let output_beside = |ext: &str| output.with_extension(ext);
@@ -325,10 +341,9 @@ pub fn replay_dataflow(
 /// `tensor_{index % workers}`, each `infer_K` (one ONNX Runtime thread unless set) reads its
 /// own, and the track node merges `detections_K` back into frame order.
 fn split_infer(nodes: &mut Vec<Value>, workers: usize) -> eyre::Result<()> {
-    let id_of = |n: &Value| n.get("id").and_then(Value::as_str).map(str::to_owned);
     let at = nodes
         .iter()
-        .position(|n| id_of(n).as_deref() == Some("infer"))
+        .position(|n| node_id(n) == Some("infer"))
         .ok_or_else(|| eyre!("the dataflow has no infer node"))?;
     let infer = nodes.remove(at);
     for k in (0..workers).rev() {
@@ -342,13 +357,7 @@ fn split_infer(nodes: &mut Vec<Value>, workers: usize) -> eyre::Result<()> {
             .and_then(Value::as_mapping_mut)
             .and_then(|i| i.get_mut("tensor"))
         {
-            let source = format!("preprocess/tensor_{k}");
-            match input {
-                Value::Mapping(im) => {
-                    im.insert(key("source"), key(&source));
-                }
-                other => *other = key(&source),
-            }
+            set_input_source(input, &format!("preprocess/tensor_{k}"));
         }
         if let Some(env) = m.get_mut("env").and_then(Value::as_mapping_mut) {
             if env
@@ -366,11 +375,11 @@ fn split_infer(nodes: &mut Vec<Value>, workers: usize) -> eyre::Result<()> {
         nodes.insert(at, w);
     }
     for node in nodes.iter_mut() {
-        let id = id_of(node).unwrap_or_default();
+        let is_preprocess = node_id(node) == Some("preprocess");
         let Some(m) = node.as_mapping_mut() else {
             continue;
         };
-        if id == "preprocess" {
+        if is_preprocess {
             let outs: Vec<Value> = (0..workers).map(|k| key(&format!("tensor_{k}"))).collect();
             m.insert(key("outputs"), Value::Sequence(outs));
             if let Some(env) = m.get_mut("env").and_then(Value::as_mapping_mut) {
@@ -380,17 +389,12 @@ fn split_infer(nodes: &mut Vec<Value>, workers: usize) -> eyre::Result<()> {
         let Some(inputs) = m.get_mut("inputs").and_then(Value::as_mapping_mut) else {
             continue;
         };
-        for (name, output) in [("detections", "detections"), ("status", "status")] {
+        // `detections` / `status` from infer become `detections_K` / `status_K` from infer_K.
+        for name in ["detections", "status"] {
             if let Some(input) = inputs.remove(name) {
                 for k in 0..workers {
                     let mut i = input.clone();
-                    let source = format!("infer_{k}/{output}");
-                    match &mut i {
-                        Value::Mapping(im) => {
-                            im.insert(key("source"), key(&source));
-                        }
-                        other => *other = key(&source),
-                    }
+                    set_input_source(&mut i, &format!("infer_{k}/{name}"));
                     inputs.insert(key(&format!("{name}_{k}")), i);
                 }
             }
@@ -577,10 +581,7 @@ mod tests {
             .ok_or_else(|| eyre!("no nodes"))?;
         let mut outputs: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for n in nodes {
-            let id = n
-                .get("id")
-                .and_then(Value::as_str)
-                .ok_or_else(|| eyre!("node without id"))?;
+            let id = node_id(n).ok_or_else(|| eyre!("node without id"))?;
             let outs = n
                 .get("outputs")
                 .and_then(Value::as_sequence)
@@ -596,22 +597,15 @@ mod tests {
             }
         }
         for n in nodes {
-            let id = n.get("id").and_then(Value::as_str).unwrap_or_default();
+            let id = node_id(n).unwrap_or_default();
             let args = n.get("args").and_then(Value::as_str).unwrap_or_default();
-            let known = [
-                "camera",
-                "replay",
-                "preprocess",
-                "infer",
-                "track",
-                "preview",
-                "monitor",
-                "sink",
-            ];
-            if !args
-                .strip_prefix("node ")
-                .is_some_and(|name| known.contains(&name))
-            {
+            let known = |name: &str| {
+                <crate::NodeName as clap::ValueEnum>::value_variants()
+                    .iter()
+                    .filter_map(clap::ValueEnum::to_possible_value)
+                    .any(|v| v.get_name() == name)
+            };
+            if !args.strip_prefix("node ").is_some_and(known) {
                 bail!("node `{id}` runs `{args}`, not a vigil node");
             }
             for (name, input) in n

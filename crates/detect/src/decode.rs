@@ -90,6 +90,31 @@ fn split_outputs(outputs: &[OutputTensor]) -> Option<[&OutputTensor; 3]> {
     }
 }
 
+fn split_for(outputs: &[OutputTensor], layout: Option<Layout>) -> Option<[&OutputTensor; 3]> {
+    layout
+        .is_none_or(|l| l == Layout::SplitOutputs)
+        .then(|| split_outputs(outputs))
+        .flatten()
+}
+
+fn single_for(outputs: &[OutputTensor], layout: Option<Layout>) -> Option<&OutputTensor> {
+    outputs
+        .iter()
+        .find(|o| Layout::detect(o).is_ok_and(|l| layout.is_none_or(|want| want == l)))
+}
+
+/// The outputs [`decode`] reads for `layout` (others, such as heatmaps, it never looks at).
+#[must_use]
+pub fn decoded_outputs(outputs: &[OutputTensor], layout: Option<Layout>) -> Vec<&OutputTensor> {
+    match split_for(outputs, layout) {
+        Some(three) => three.to_vec(),
+        None => single_for(outputs, layout)
+            .or(outputs.first())
+            .into_iter()
+            .collect(),
+    }
+}
+
 /// Decodes the model's detection output into candidates scoring at least `threshold`, in
 /// network pixels. The output used is the first whose shape fits `layout` (or, for `None`,
 /// any known layout), so models with extra outputs (heatmaps, features) work as they are.
@@ -100,9 +125,7 @@ pub fn decode(
     threshold: f32,
 ) -> Result<Vec<Detection>, DecodeError> {
     let first = outputs.first().ok_or(DecodeError::NoOutputs)?;
-    if layout.is_none_or(|l| l == Layout::SplitOutputs)
-        && let Some([b, s, c]) = split_outputs(outputs)
-    {
+    if let Some([b, s, c]) = split_for(outputs, layout) {
         let mut found = Vec::new();
         for ((bx, &score), &class) in b.data.chunks_exact(4).zip(&s.data).zip(&c.data) {
             if score >= threshold && score.is_finite() {
@@ -116,10 +139,7 @@ pub fn decode(
         }
         return Ok(found);
     }
-    let out = outputs
-        .iter()
-        .find(|o| Layout::detect(o).is_ok_and(|l| layout.is_none_or(|want| want == l)))
-        .unwrap_or(first);
+    let out = single_for(outputs, layout).unwrap_or(first);
     let expected: usize = out.shape.iter().product();
     if expected != out.data.len() {
         return Err(DecodeError::LengthMismatch {
@@ -280,6 +300,16 @@ mod tests {
                 bbox: BBox::new(1.0, 2.0, 3.0, 4.0)
             }]
         );
+    }
+
+    #[test]
+    fn decoded_outputs_leave_the_others_out() {
+        let heatmap = tensor(&[1, 128, 128, 4], vec![f32::NAN; 128 * 128 * 4]);
+        let dets = tensor(&[1, 1, 6], vec![1.0, 2.0, 3.0, 4.0, 0.9, 0.0]);
+        let outs = [heatmap, dets];
+        let read = decoded_outputs(&outs, None);
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].shape, vec![1, 1, 6]);
     }
 
     #[test]

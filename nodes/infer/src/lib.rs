@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 use dora_node_api::dora_core::config::DataId;
 use dora_node_api::{DoraArray, DoraNode, Event, EventStream};
 use eyre::WrapErr;
-use vigil_detect::{ClassAttrs, Layout, NmsConfig, OutputTensor, PostprocessConfig, postprocess};
+use vigil_detect::{
+    ClassAttrs, Layout, NmsConfig, OutputTensor, PostprocessConfig, decoded_outputs, postprocess,
+};
 use vigil_infer::{Backend, InferError, OrtBackend, OrtConfig, Provider};
 use vigil_msg::config::{ConfigError, Lookup};
 use vigil_msg::{DetectionsMsg, StatusMsg, decode_tensor};
@@ -346,7 +348,9 @@ impl Run<'_> {
             }
             Err(e) => return Err(Failure::Other(e.to_string())),
         };
-        if !outputs.iter().all(|o| o.data.iter().all(|v| v.is_finite())) {
+        // Only what the decoder reads: a model's other outputs (heatmaps) can be large.
+        let read = decoded_outputs(&outputs, self.cfg.post.layout);
+        if !read.iter().all(|o| o.data.iter().all(|v| v.is_finite())) {
             return Err(Failure::NonFinite("model output"));
         }
         postprocess(&outputs, &self.cfg.post, &tensor.letterbox)

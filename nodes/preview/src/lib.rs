@@ -44,7 +44,6 @@ impl Config {
 struct Latest {
     generation: u64,
     jpeg: Arc<Vec<u8>>,
-    watchers: usize,
 }
 
 type Shared = Arc<(Mutex<Latest>, Condvar)>;
@@ -205,7 +204,6 @@ fn header(name: &str, value: &str) -> tiny_http::Header {
 
 fn stream(request: tiny_http::Request, shared: &Shared) {
     let (lock, cvar) = &**shared;
-    lock.lock().unwrap_or_else(PoisonError::into_inner).watchers += 1;
     let mut w = request.into_writer();
     let mut seen = 0u64;
     let head = "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=vigilframe\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
@@ -239,7 +237,6 @@ fn stream(request: tiny_http::Request, shared: &Shared) {
             .and_then(|()| w.flush())
             .is_ok();
     }
-    lock.lock().unwrap_or_else(PoisonError::into_inner).watchers -= 1;
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use vigil_msg::config::{ConfigError, Lookup};
 
 use vigil_msg::{DetectionsMsg, FrameHeader, Latency, ResultMsg, decode_detections};
-use vigil_track::{LiveOrder, Reorder, Tracker, TrackerConfig};
+use vigil_track::{LiveOrder, Released, Reorder, Tracker, TrackerConfig};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -113,29 +113,26 @@ impl Order {
     fn pop(&mut self) -> Option<(FrameHeader, Option<DetectionsMsg>)> {
         match self {
             Self::Strict(r) => r.pop().map(|(_, d)| (d.header, Some(d))),
-            Self::Live(l) => loop {
-                let r = l.pop()?;
-                match (r.item, r.frame) {
-                    (Some(d), _) => return Some((d.header, Some(d))),
-                    (None, Some(h)) => return Some((h, None)),
-                    (None, None) => {}
-                }
-            },
+            Self::Live(l) => l.pop().and_then(released),
         }
     }
 
     fn drain(&mut self) -> Vec<(FrameHeader, Option<DetectionsMsg>)> {
         match self {
             Self::Strict(r) => r.drain().map(|(_, d)| (d.header, Some(d))).collect(),
-            Self::Live(l) => l
-                .drain()
-                .filter_map(|r| match (r.item, r.frame) {
-                    (Some(d), _) => Some((d.header, Some(d))),
-                    (None, Some(h)) => Some((h, None)),
-                    (None, None) => None,
-                })
-                .collect(),
+            Self::Live(l) => l.drain().filter_map(released).collect(),
         }
+    }
+}
+
+/// A live-order slot as the header to emit and the detections, if they came (a slot always
+/// holds its frame, its detections, or both).
+fn released(
+    r: Released<FrameHeader, DetectionsMsg>,
+) -> Option<(FrameHeader, Option<DetectionsMsg>)> {
+    match (r.item, r.frame) {
+        (Some(d), _) => Some((d.header, Some(d))),
+        (None, frame) => frame.map(|h| (h, None)),
     }
 }
 

@@ -91,6 +91,8 @@ pub struct DeviceLetterbox {
     src: CudaSlice<u8>,
     /// The network input, written by the last [`Gpu::letterbox`]: f32 or f16 (as `u16`) bits.
     pub out: CudaSlice<u8>,
+    /// Its host copy.
+    host: Vec<u8>,
 }
 
 impl DeviceLetterbox {
@@ -271,6 +273,7 @@ impl Gpu {
                 .stream
                 .alloc_zeros::<u8>(out * precision.bytes())
                 .map_err(&alloc)?,
+            host: vec![0; out * precision.bytes()],
         })
     }
 
@@ -361,22 +364,37 @@ impl Gpu {
         Ok(())
     }
 
-    /// The network input of the last letterbox, as f32 on the host (f16 widened).
-    pub fn download(&self, lb: &DeviceLetterbox) -> Result<Vec<f32>, GpuError> {
-        let bytes = self
-            .stream
-            .clone_dtoh(&lb.out)
+    /// The network input of the last letterbox, as f32 on the host (f16 widened), into `out`;
+    /// frame after frame it allocates nothing.
+    pub fn download_into(
+        &self,
+        lb: &mut DeviceLetterbox,
+        out: &mut Vec<f32>,
+    ) -> Result<(), GpuError> {
+        self.stream
+            .memcpy_dtoh(&lb.out, &mut lb.host)
             .map_err(driver("downloading the tensor"))?;
-        Ok(match lb.precision {
-            Precision::F32 => bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Precision::F16 => bytes
-                .chunks_exact(2)
-                .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
-                .collect(),
-        })
+        out.clear();
+        match lb.precision {
+            Precision::F32 => out.extend(
+                lb.host
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            ),
+            Precision::F16 => out.extend(
+                lb.host
+                    .chunks_exact(2)
+                    .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
+            ),
+        }
+        Ok(())
+    }
+
+    /// [`Gpu::download_into`] a new vector.
+    pub fn download(&self, lb: &mut DeviceLetterbox) -> Result<Vec<f32>, GpuError> {
+        let mut out = Vec::new();
+        self.download_into(lb, &mut out)?;
+        Ok(out)
     }
 
     /// Buffers for up to `capacity` candidates.

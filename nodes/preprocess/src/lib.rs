@@ -176,7 +176,7 @@ impl GpuPath {
             slot => slot.insert(self.gpu.letterbox_for(w, h, cfg, Precision::F32)?),
         };
         self.gpu.letterbox(state, &self.frame.pixels)?;
-        *out = self.gpu.download(state)?;
+        self.gpu.download_into(state, out)?;
         Ok(state.letterbox)
     }
 }

@@ -132,7 +132,7 @@ fn check_letterbox(gpu: &Gpu, imgs: &[RgbImage]) -> eyre::Result<()> {
                     let mut cpu = Vec::new();
                     pre.run_rgb(img, &mut cpu)?;
                     gpu.letterbox(&mut lb, &img.pixels)?;
-                    let dev = gpu.download(&lb)?;
+                    let dev = gpu.download(&mut lb)?;
                     if dev.len() != cpu.len() {
                         bail!(
                             "{name}: {} values from the GPU, {} from the CPU",

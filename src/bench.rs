@@ -15,27 +15,22 @@ use vigil_record::Recording;
 use vigil_track::Tracker;
 use vigil_vision::{JpegCodec, Overlay, Preprocessor, RgbImage, draw_overlay};
 
-use crate::dataflow::{ReplayOptions, replay};
-use crate::settings::Settings;
+use crate::dataflow::{ReplayOptions, RunConfig, replay};
 
 fn median(mut v: Vec<Duration>) -> f64 {
     v.sort();
     v.get(v.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1e3)
 }
 
-/// A node's config as that node parses it from the settings.
-fn lookup(env: &std::collections::BTreeMap<String, String>) -> impl Fn(&str) -> Option<String> {
-    move |k: &str| env.get(k).cloned()
-}
-
-pub fn bench(recording: &Path, settings: &Settings) -> eyre::Result<()> {
+pub fn bench(recording: &Path, run: &RunConfig) -> eyre::Result<()> {
     let rec = Recording::open(recording)?;
-    let env = settings.node_env();
-    let empty = std::collections::BTreeMap::new();
-    let pre_cfg = vigil_preprocess::Config::from_lookup(&lookup(&env["preprocess"]))?;
-    let infer_cfg = vigil_infer_node::Config::from_lookup(&lookup(&env["infer"]))?;
+    // Each stage's config as its node makes it from the same resolved vigil.yml.
+    let r = &run.resolved;
+    let pre_cfg = vigil_preprocess::Config::new(r, 1);
+    let mut infer_cfg = vigil_infer_node::Config::new(&r.config, "infer")?;
+    infer_cfg.post.layout = Some(r.decoder);
     let track_cfg =
-        vigil_track_node::Config::from_lookup(&lookup(env.get("track").unwrap_or(&empty)))?;
+        vigil_track_node::Config::new(&r.config.tracker, vigil_config::topology::Order::Strict);
     let mut backend = OrtBackend::load(&infer_cfg.ort)?;
     let mut codec = JpegCodec::new(80)?;
     let mut pre = Preprocessor::new(pre_cfg.pre.clone())?;
@@ -106,7 +101,7 @@ pub fn bench(recording: &Path, settings: &Settings) -> eyre::Result<()> {
             ..ReplayOptions::default()
         };
         let stats =
-            replay(recording, &out, settings, &opts).wrap_err("replaying through the dataflow")?;
+            replay(recording, &out, run, &opts).wrap_err("replaying through the dataflow")?;
         let how = if workers == 1 {
             "one process per stage".to_owned()
         } else {

@@ -1,5 +1,7 @@
 //! `vigil replay`: the device dataflow (dataflow.yml, built in) with the replay node in place
-//! of the camera and a sink at the end, run by the real dora runtime.
+//! of the camera and a sink at the end, run by the real dora runtime. The replay graph is
+//! built from the typed device graph; every node of it reads the same vigil.yml as on the
+//! device, plus the overrides the replay itself owns, named in vigil.yml's own terms.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -7,10 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use eyre::{WrapErr, bail, eyre};
-use serde_yaml::{Mapping, Value};
-use vigil_infer::{Backend, OrtBackend, OrtConfig};
-
-use crate::settings::Settings;
+use vigil_config::topology::{self, Dataflow, Input, NodeSpec, Order, env, node, port};
+use vigil_config::{CONFIG_ENV, Override, Resolved, SET_ENV, Source};
 
 /// The device dataflow, as shipped.
 pub const DEVICE_DATAFLOW: &str = include_str!("../dataflow.yml");
@@ -21,21 +21,34 @@ const WINDOW: usize = 4;
 /// Restarts allowed to a failing node during a replay.
 const REPLAY_MAX_RESTARTS: u64 = 2;
 
+/// The device's configuration, relative to the project folder.
+pub const DEFAULT_CONFIG: &str = "vigil.yml";
+
+/// The vigil.yml keys a replay sets itself (from its own flags): every other setting a replay
+/// node sees is the device's.
+pub const REPLAY_OWNED_KEYS: &[&str] = &[
+    "preview.port",
+    "monitor.port",
+    "monitor.audit_db",
+    "monitor.flight_dir",
+    "infer.faults",
+    "infer.deadline_ms",
+    "infer.state_dir",
+];
+
 #[derive(Debug, Clone, Default)]
 pub struct ReplayOptions {
     pub realtime: bool,
     /// Include the preview, serving on this port (0: render and report only).
     pub preview: Option<u16>,
     pub workdir: Option<PathBuf>,
-    /// `VIGIL_FAULTS` for the infer node.
+    /// `infer.faults` for this replay.
     pub faults: Option<String>,
     pub deadline_ms: Option<u64>,
     /// Include the monitor, serving on this port (0: no server).
     pub monitor_port: Option<u16>,
     pub audit: Option<PathBuf>,
     pub flight_dir: Option<PathBuf>,
-    /// (node, key, value) settings applied last.
-    pub set: Vec<(String, String, String)>,
     /// Infer processes sharing the frames (1: the dataflow as declared).
     pub infer_workers: usize,
 }
@@ -50,139 +63,159 @@ impl ReplayOptions {
         self.monitor_port
             .or((self.realtime || self.faults.is_some()).then_some(0))
     }
+
+    /// This replay's own settings, as overrides (paths beside `output` by default; infer's
+    /// last words in the replay's own folder, so that replays never share them).
+    fn overrides(
+        &self,
+        output: &Path,
+        workdir: &Path,
+        with_monitor: bool,
+    ) -> eyre::Result<Vec<Override>> {
+        let mut out = Vec::new();
+        let mut set = |key: &str, value: String| {
+            debug_assert!(REPLAY_OWNED_KEYS.contains(&key), "{key}");
+            out.push(Override {
+                path: key.split('.').map(str::to_owned).collect(),
+                value,
+            });
+        };
+        if let Some(p) = self.preview_port() {
+            set("preview.port", p.to_string());
+        }
+        if with_monitor {
+            set(
+                "monitor.port",
+                self.monitor().unwrap_or_default().to_string(),
+            );
+            let audit = self
+                .audit
+                .clone()
+                .unwrap_or_else(|| output.with_extension("audit.db"));
+            let flight = self
+                .flight_dir
+                .clone()
+                .unwrap_or_else(|| output.with_extension("flight"));
+            set(
+                "monitor.audit_db",
+                yaml_string(&std::path::absolute(audit)?),
+            );
+            set(
+                "monitor.flight_dir",
+                yaml_string(&std::path::absolute(flight)?),
+            );
+        }
+        if let Some(f) = &self.faults {
+            set("infer.faults", serde_json::to_string(f)?);
+        }
+        if let Some(d) = self.deadline_ms {
+            set("infer.deadline_ms", d.to_string());
+        }
+        set(
+            "infer.state_dir",
+            yaml_string(&std::path::absolute(workdir.join("state"))?),
+        );
+        Ok(out)
+    }
 }
 
-/// `node.KEY=VALUE` → (node, key, value).
-pub fn parse_set(s: &str) -> eyre::Result<(String, String, String)> {
-    let (target, value) = s
-        .split_once('=')
-        .ok_or_else(|| eyre!("--set {s}: expected NODE.KEY=VALUE"))?;
-    let (node, key) = target
-        .split_once('.')
-        .filter(|(n, k)| !n.is_empty() && !k.is_empty())
-        .ok_or_else(|| eyre!("--set {s}: expected NODE.KEY=VALUE"))?;
-    Ok((node.to_owned(), key.to_owned(), value.to_owned()))
+/// A path as a YAML value (JSON strings are YAML).
+fn yaml_string(p: &Path) -> String {
+    serde_json::to_string(&p.display().to_string()).unwrap_or_default()
 }
 
-/// The default model, relative to the project folder.
-const DEFAULT_MODEL: &str = "models/centernet_mb3_coco.onnx";
+/// A run's configuration: where it comes from (what every node is handed) and what it
+/// resolved to before anything started.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub source: Source,
+    pub resolved: Resolved,
+}
 
-/// Settings from `--config`, else from `--model` (and its sidecar), else the default model;
-/// then the network input size and layout are read from the model where not set.
-pub fn resolve_settings(model: Option<&Path>, config: Option<&Path>) -> eyre::Result<Settings> {
-    let mut s = match (config, model) {
-        (Some(c), m) => {
-            let mut s = Settings::load(c)?;
-            if let Some(m) = m {
-                m.clone_into(&mut s.model.path);
+/// The configuration of a run: `--config`, else `--model`'s `<stem>.yml` beside it (or
+/// defaults), else the project's vigil.yml; `--model` replaces the model, `--set` applies
+/// last. The model is opened once here and checked against the settings, so a configuration
+/// that cannot work fails before dora starts.
+pub fn load_config(
+    model: Option<&Path>,
+    config: Option<&Path>,
+    set: Vec<Override>,
+) -> eyre::Result<RunConfig> {
+    let mut source = Source::default();
+    match (config, model) {
+        (Some(c), _) => source.file = Some(std::path::absolute(c)?),
+        (None, Some(m)) => {
+            let sidecar = m.with_extension("yml");
+            if sidecar.is_file() {
+                source.file = Some(std::path::absolute(sidecar)?);
             }
-            s
         }
-        (None, Some(m)) => Settings::for_model(m)?,
-        (None, None) => Settings::for_model(&default_model()?)?,
-    };
-    if s.model.path.as_os_str().is_empty() {
-        bail!("no model: give --model or set model.path in the config");
+        (None, None) => source.file = Some(default_config()?),
     }
-    s.model.path = std::path::absolute(&s.model.path)?;
-    s.model.labels = s.model.labels.map(std::path::absolute).transpose()?;
-    let p = &mut s.preprocess;
-    if p.net_w.is_none() || p.net_h.is_none() || p.layout.is_none() {
-        let backend = OrtBackend::load(&OrtConfig {
-            model: s.model.path.clone(),
-            provider: vigil_infer::Provider::Cpu,
-            threads: 1,
-            library: None,
-        })?;
-        let input = backend.input();
-        if p.net_w.is_none() || p.net_h.is_none() {
-            let (w, h) = input.size.ok_or_else(|| {
-                eyre!(
-                    "{}: dynamic input size; set preprocess.net_w and net_h",
-                    s.model.path.display()
-                )
-            })?;
-            p.net_w.get_or_insert(w);
-            p.net_h.get_or_insert(h);
-        }
-        p.layout
-            .get_or_insert_with(|| input.layout.as_str().to_owned());
+    if let Some(m) = model {
+        source.overrides.push(Override {
+            path: vec!["model".into(), "path".into()],
+            value: yaml_string(&std::path::absolute(m)?),
+        });
     }
-    Ok(s)
+    source.overrides.extend(set);
+    let config = source.load()?;
+    let resolved = vigil_config::resolve(config)?;
+    Ok(RunConfig { source, resolved })
 }
 
-/// The default model: in the working folder, or in the project the binary was built in.
-fn default_model() -> eyre::Result<PathBuf> {
-    let mut candidates = vec![PathBuf::from(DEFAULT_MODEL)];
+/// The project's vigil.yml: in the working folder, or in the project the binary was built in.
+fn default_config() -> eyre::Result<PathBuf> {
+    let mut candidates = vec![PathBuf::from(DEFAULT_CONFIG)];
     if let Ok(exe) = std::env::current_exe() {
         candidates.extend(
             exe.ancestors()
                 .skip(1)
                 .take(3)
-                .map(|d| d.join(DEFAULT_MODEL)),
+                .map(|d| d.join(DEFAULT_CONFIG)),
         );
     }
-    candidates
+    let found = candidates
         .into_iter()
         .find(|p| p.is_file())
-        .ok_or_else(|| eyre!("default model {DEFAULT_MODEL} not found; pass --model"))
+        .ok_or_else(|| eyre!("{DEFAULT_CONFIG} not found; pass --config or --model"))?;
+    Ok(std::path::absolute(found)?)
 }
 
-/// A dataflow node's id.
-fn node_id(node: &Value) -> Option<&str> {
-    node.get("id").and_then(Value::as_str)
-}
-
-/// Points a dataflow input at `source`, keeping its other settings (queue size).
-fn set_input_source(input: &mut Value, source: &str) {
-    match input {
-        Value::Mapping(m) => {
-            m.insert(key("source"), key(source));
-        }
-        other => *other = key(source),
+/// `VIGIL_CONFIG` and `VIGIL_SET` for a node of this run.
+fn config_env(node: &mut NodeSpec, source: &Source) {
+    node.env.remove(CONFIG_ENV);
+    node.env.remove(SET_ENV);
+    if let Some(f) = &source.file {
+        node.env.insert(CONFIG_ENV.into(), f.display().to_string());
     }
-}
-
-/// The `source` of a dataflow input, written short (`node/output`) or long (`{source: …}`).
-fn input_source(input: &Value) -> &str {
-    match input {
-        Value::String(s) => s.as_str(),
-        other => other
-            .get("source")
-            .and_then(Value::as_str)
-            .unwrap_or_default(),
+    if let Some(set) = source.overrides_env() {
+        node.env.insert(SET_ENV.into(), set);
     }
-}
-
-fn key(s: &str) -> Value {
-    Value::String(s.to_owned())
 }
 
 /// Builds the replay dataflow from the device one.
 pub fn replay_dataflow(
-    device: &str,
+    device: &Dataflow,
     exe: &Path,
     recording: &Path,
     output: &Path,
-    settings: &Settings,
+    workdir: &Path,
+    source: &Source,
     opts: &ReplayOptions,
-) -> eyre::Result<String> {
-    let mut doc: Value = serde_yaml::from_str(device).wrap_err("parsing the built-in dataflow")?;
-    let env = settings.node_env();
-    let nodes = doc
-        .get_mut("nodes")
-        .and_then(Value::as_sequence_mut)
-        .ok_or_else(|| eyre!("dataflow has no nodes"))?;
-    let queue = (WINDOW * 2) as u64;
-    nodes.retain(|n| match node_id(n) {
-        Some("preview") => opts.preview_port().is_some(),
-        Some("monitor") => opts.monitor().is_some(),
-        _ => true,
-    });
-    let present: Vec<String> = nodes
+) -> eyre::Result<Dataflow> {
+    let queue = WINDOW * 2;
+    let mut nodes: Vec<NodeSpec> = device
+        .nodes
         .iter()
-        .filter_map(|n| node_id(n).map(str::to_owned))
+        .filter(|n| match n.id.as_str() {
+            node::PREVIEW => opts.preview_port().is_some(),
+            node::MONITOR => opts.monitor().is_some(),
+            _ => true,
+        })
+        .cloned()
         .collect();
+    let present: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
     // Parsed here too, so that a bad plan is refused before anything starts.
     let fatal_faults = match &opts.faults {
         Some(f) => f
@@ -191,211 +224,147 @@ pub fn replay_dataflow(
             .fatal() as u64,
         None => 0,
     };
-    let output_beside = |ext: &str| output.with_extension(ext);
-    for node in nodes.iter_mut() {
-        let node = node
-            .as_mapping_mut()
-            .ok_or_else(|| eyre!("dataflow node is not a mapping"))?;
-        let id = node
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        node.insert(key("path"), key(&exe.display().to_string()));
+    let mut source = source.clone();
+    source.overrides.extend(opts.overrides(
+        output,
+        workdir,
+        present.iter().any(|p| p == node::MONITOR),
+    )?);
+    for n in &mut nodes {
+        n.path = exe.display().to_string();
         // A replay must end: restart a failing node a few times (and once per injected
         // fault), not forever as on the device.
-        if node.contains_key("restart_policy") {
-            node.insert(
-                key("max_restarts"),
-                Value::Number((REPLAY_MAX_RESTARTS + fatal_faults).into()),
-            );
+        if n.restart_policy.is_some() {
+            n.max_restarts = Some(REPLAY_MAX_RESTARTS + fatal_faults);
         }
         // Inputs from nodes this replay leaves out go too.
-        if let Some(inputs) = node.get_mut("inputs").and_then(Value::as_mapping_mut) {
-            inputs.retain(|_, input| {
-                let source = input_source(input);
-                source.starts_with("dora/")
-                    || source
-                        .split_once('/')
-                        .is_some_and(|(from, _)| present.iter().any(|p| p == from))
-            });
-        }
-        if id == "camera" {
-            // The replay node takes the camera's place, under the camera's id.
-            node.insert(key("args"), key("node replay"));
-            let mut e = Mapping::new();
-            e.insert(
-                key("VIGIL_RECORDING"),
-                key(&recording.display().to_string()),
-            );
-            e.insert(
-                key("VIGIL_MODE"),
-                key(if opts.realtime {
-                    "realtime"
-                } else {
-                    "lockstep"
-                }),
-            );
-            e.insert(key("VIGIL_WINDOW"), key(&WINDOW.to_string()));
-            node.insert(key("env"), Value::Mapping(e));
-            if !opts.realtime {
-                let mut inputs = Mapping::new();
-                inputs.insert(key("ack"), key("sink/ack"));
-                node.insert(key("inputs"), Value::Mapping(inputs));
-            }
-            continue;
-        }
-        let node_env = node
-            .entry(key("env"))
-            .or_insert_with(|| Value::Mapping(Mapping::new()));
-        if let (Some(e), Some(overrides)) = (node_env.as_mapping_mut(), env.get(id.as_str())) {
-            for (k, v) in overrides {
-                e.insert(key(k), key(v));
-            }
-            if id == "track" {
-                e.insert(
-                    key("VIGIL_ORDER"),
-                    key(if opts.realtime { "live" } else { "strict" }),
+        n.inputs.retain(|_, i| {
+            i.from_node()
+                .is_none_or(|from| present.iter().any(|p| p == from))
+        });
+        config_env(n, &source);
+        match n.id.as_str() {
+            node::CAMERA => {
+                // The replay node takes the camera's place, under the camera's id.
+                n.args = Some(format!("node {}", node::REPLAY));
+                n.env
+                    .insert(env::RECORDING.into(), recording.display().to_string());
+                n.env.insert(
+                    env::MODE.into(),
+                    if opts.realtime {
+                        "realtime"
+                    } else {
+                        "lockstep"
+                    }
+                    .into(),
                 );
-            }
-            if id == "preview" {
-                e.insert(
-                    key("VIGIL_PREVIEW_PORT"),
-                    key(&opts.preview_port().unwrap_or_default().to_string()),
-                );
-            }
-        }
-        if let Some(e) = node_env.as_mapping_mut() {
-            match id.as_str() {
-                "infer" => {
-                    if let Some(f) = &opts.faults {
-                        e.insert(key("VIGIL_FAULTS"), key(f));
-                    }
-                    if let Some(d) = opts.deadline_ms {
-                        e.insert(key("VIGIL_DEADLINE_MS"), key(&d.to_string()));
-                    }
-                }
-                "monitor" => {
-                    let audit = opts
-                        .audit
-                        .clone()
-                        .unwrap_or_else(|| output_beside("audit.db"));
-                    let flight = opts
-                        .flight_dir
-                        .clone()
-                        .unwrap_or_else(|| output_beside("flight"));
-                    for (k, v) in [
-                        ("VIGIL_AUDIT_DB", std::path::absolute(&audit)?),
-                        ("VIGIL_FLIGHT_DIR", std::path::absolute(&flight)?),
-                    ] {
-                        e.insert(key(k), key(&v.display().to_string()));
-                    }
-                    e.insert(
-                        key("VIGIL_MONITOR_PORT"),
-                        key(&opts.monitor().unwrap_or_default().to_string()),
+                n.env.insert(env::WINDOW.into(), WINDOW.to_string());
+                n.inputs.clear();
+                if !opts.realtime {
+                    n.inputs.insert(
+                        port::ACK.into(),
+                        Input::Source(topology::source(node::SINK, port::ACK)),
                     );
                 }
-                _ => {}
+                continue;
             }
-            for (n, k, v) in &opts.set {
-                if *n == id {
-                    e.insert(key(k), key(v));
-                }
+            node::TRACK => {
+                let order = if opts.realtime {
+                    Order::Live
+                } else {
+                    Order::Strict
+                };
+                n.env.insert(env::ORDER.into(), order.as_str().into());
             }
+            _ => {}
         }
         // Lock-step keeps at most WINDOW frames in the pipeline, so these queues never drop.
-        if let Some(inputs) = node.get_mut("inputs").and_then(Value::as_mapping_mut)
-            && id != "preview"
-            && id != "monitor"
-        {
-            for (_, input) in inputs.iter_mut() {
-                let source = input_source(input).to_owned();
-                let mut m = Mapping::new();
-                m.insert(key("source"), key(&source));
-                m.insert(key("queue_size"), Value::Number(queue.into()));
-                *input = Value::Mapping(m);
+        if n.id != node::PREVIEW && n.id != node::MONITOR {
+            for input in n.inputs.values_mut() {
+                *input = Input::Queued {
+                    source: input.source().to_owned(),
+                    queue_size: Some(queue),
+                };
             }
         }
     }
-    let sink: Value = serde_yaml::from_str(&format!(
-        "id: sink\npath: {exe}\nargs: node sink\ninputs:\n  result: {{source: track/result, queue_size: {queue}}}\n  tick: dora/timer/millis/500\noutputs: [ack]\n",
-        exe = serde_yaml::to_string(&exe.display().to_string())?.trim(),
-    ))?;
-    let mut sink = sink;
-    if let Some(m) = sink.as_mapping_mut() {
-        let mut e = Mapping::new();
-        e.insert(key("VIGIL_OUT"), key(&output.display().to_string()));
-        for (k, v) in env.get("sink").into_iter().flatten() {
-            e.insert(key(k), key(v));
-        }
-        m.insert(key("env"), Value::Mapping(e));
-    }
+    let mut sink = NodeSpec {
+        id: node::SINK.into(),
+        path: exe.display().to_string(),
+        args: Some(format!("node {}", node::SINK)),
+        inputs: [
+            (
+                port::RESULT.to_owned(),
+                Input::Queued {
+                    source: topology::source(node::TRACK, port::RESULT),
+                    queue_size: Some(queue),
+                },
+            ),
+            (
+                port::TICK.to_owned(),
+                Input::Source("dora/timer/millis/500".into()),
+            ),
+        ]
+        .into(),
+        outputs: vec![port::ACK.into()],
+        env: [(env::OUT.to_owned(), output.display().to_string())].into(),
+        restart_policy: None,
+        max_restarts: None,
+        restart_delay: None,
+        max_restart_delay: None,
+    };
+    config_env(&mut sink, &source);
     nodes.push(sink);
     if opts.infer_workers > 1 {
-        split_infer(nodes, opts.infer_workers)?;
+        split_infer(&mut nodes, opts.infer_workers)?;
     }
-    Ok(serde_yaml::to_string(&doc)?)
+    let flow = Dataflow { nodes };
+    flow.check()
+        .map_err(|e| eyre!("the replay dataflow: {e}"))?;
+    Ok(flow)
 }
 
 /// Deals the frames to `workers` infer processes: preprocess sends frame `index` on
-/// `tensor_{index % workers}`, each `infer_K` (one ONNX Runtime thread unless set) reads its
-/// own, and the track node merges `detections_K` back into frame order.
-fn split_infer(nodes: &mut Vec<Value>, workers: usize) -> eyre::Result<()> {
+/// `tensor_{index % workers}`, each `infer_K` (one ONNX Runtime thread unless vigil.yml sets
+/// threads) reads its own, and the track node merges `detections_K` back into frame order.
+fn split_infer(nodes: &mut Vec<NodeSpec>, workers: usize) -> eyre::Result<()> {
     let at = nodes
         .iter()
-        .position(|n| node_id(n) == Some("infer"))
+        .position(|n| n.id == node::INFER)
         .ok_or_else(|| eyre!("the dataflow has no infer node"))?;
     let infer = nodes.remove(at);
     for k in (0..workers).rev() {
         let mut w = infer.clone();
-        let m = w
-            .as_mapping_mut()
-            .ok_or_else(|| eyre!("infer is not a mapping"))?;
-        m.insert(key("id"), key(&format!("infer_{k}")));
-        if let Some(input) = m
-            .get_mut("inputs")
-            .and_then(Value::as_mapping_mut)
-            .and_then(|i| i.get_mut("tensor"))
-        {
-            set_input_source(input, &format!("preprocess/tensor_{k}"));
+        w.id = topology::worker_id(k);
+        if let Some(input) = w.inputs.get_mut(port::TENSOR) {
+            *input = input.with_source(topology::source(
+                node::PREPROCESS,
+                &topology::worker_port(port::TENSOR, k),
+            ));
         }
-        if let Some(env) = m.get_mut("env").and_then(Value::as_mapping_mut) {
-            if env
-                .get("VIGIL_THREADS")
-                .and_then(Value::as_str)
-                .is_none_or(|t| t == "0")
-            {
-                env.insert(key("VIGIL_THREADS"), key("1"));
-            }
-            env.insert(
-                key("VIGIL_LAST_WORDS"),
-                key(&format!("state/infer_{k}.lastwords")),
-            );
+        // One ONNX Runtime thread each, unless vigil.yml says how many.
+        let mut source = Source::from_lookup(|key| w.env.get(key).cloned())?;
+        if source.load()?.model.threads == 0 {
+            source.overrides.push("model.threads=1".parse()?);
         }
+        config_env(&mut w, &source);
         nodes.insert(at, w);
     }
-    for node in nodes.iter_mut() {
-        let is_preprocess = node_id(node) == Some("preprocess");
-        let Some(m) = node.as_mapping_mut() else {
-            continue;
-        };
-        if is_preprocess {
-            let outs: Vec<Value> = (0..workers).map(|k| key(&format!("tensor_{k}"))).collect();
-            m.insert(key("outputs"), Value::Sequence(outs));
-            if let Some(env) = m.get_mut("env").and_then(Value::as_mapping_mut) {
-                env.insert(key("VIGIL_WORKERS"), key(&workers.to_string()));
-            }
+    for n in nodes.iter_mut() {
+        if n.id == node::PREPROCESS {
+            n.outputs = (0..workers)
+                .map(|k| topology::worker_port(port::TENSOR, k))
+                .collect();
+            n.env.insert(env::WORKERS.into(), workers.to_string());
         }
-        let Some(inputs) = m.get_mut("inputs").and_then(Value::as_mapping_mut) else {
-            continue;
-        };
         // `detections` / `status` from infer become `detections_K` / `status_K` from infer_K.
-        for name in ["detections", "status"] {
-            if let Some(input) = inputs.remove(name) {
+        for name in [port::DETECTIONS, port::STATUS] {
+            if let Some(input) = n.inputs.remove(name) {
                 for k in 0..workers {
-                    let mut i = input.clone();
-                    set_input_source(&mut i, &format!("infer_{k}/{name}"));
-                    inputs.insert(key(&format!("{name}_{k}")), i);
+                    n.inputs.insert(
+                        topology::worker_port(name, k),
+                        input.with_source(topology::source(&topology::worker_id(k), name)),
+                    );
                 }
             }
         }
@@ -407,7 +376,7 @@ fn split_infer(nodes: &mut Vec<Value>, workers: usize) -> eyre::Result<()> {
 pub fn replay(
     recording: &Path,
     output: &Path,
-    settings: &Settings,
+    run: &RunConfig,
     opts: &ReplayOptions,
 ) -> eyre::Result<ReplayStats> {
     let recording = std::path::absolute(recording)?;
@@ -422,7 +391,17 @@ pub fn replay(
         tmp = tempfile::tempdir()?;
         tmp.path().to_owned()
     };
-    let yaml = replay_dataflow(DEVICE_DATAFLOW, &exe, &recording, &output, settings, opts)?;
+    let device = Dataflow::parse(DEVICE_DATAFLOW).wrap_err("parsing the built-in dataflow")?;
+    let yaml = replay_dataflow(
+        &device,
+        &exe,
+        &recording,
+        &output,
+        &workdir,
+        &run.source,
+        opts,
+    )?
+    .to_yaml()?;
     let flow = workdir.join("replay.yml");
     std::fs::write(&flow, yaml)?;
     if let Some(port) = opts.preview {
@@ -570,164 +549,263 @@ fn collect(
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+    use vigil_config::Config;
 
-    /// Checks that every input names a declared output of another node, and every node runs a
-    /// known `vigil node` name; returns the node ids.
-    pub fn check_dataflow(yaml: &str) -> eyre::Result<Vec<String>> {
-        let doc: Value = serde_yaml::from_str(yaml)?;
-        let nodes = doc
-            .get("nodes")
-            .and_then(Value::as_sequence)
-            .ok_or_else(|| eyre!("no nodes"))?;
-        let mut outputs: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for n in nodes {
-            let id = node_id(n).ok_or_else(|| eyre!("node without id"))?;
-            let outs = n
-                .get("outputs")
-                .and_then(Value::as_sequence)
-                .map(|s| {
-                    s.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
-            if outputs.insert(id.to_owned(), outs).is_some() {
-                bail!("node id `{id}` declared twice");
-            }
-        }
-        for n in nodes {
-            let id = node_id(n).unwrap_or_default();
-            let args = n.get("args").and_then(Value::as_str).unwrap_or_default();
-            let known = |name: &str| {
-                <crate::NodeName as clap::ValueEnum>::value_variants()
-                    .iter()
-                    .filter_map(clap::ValueEnum::to_possible_value)
-                    .any(|v| v.get_name() == name)
-            };
-            if !args.strip_prefix("node ").is_some_and(known) {
-                bail!("node `{id}` runs `{args}`, not a vigil node");
-            }
-            for (name, input) in n
-                .get("inputs")
-                .and_then(Value::as_mapping)
-                .into_iter()
-                .flatten()
-            {
-                let source = input_source(input);
-                if source.starts_with("dora/timer/") {
-                    continue;
+    fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn device() -> Dataflow {
+        Dataflow::parse(DEVICE_DATAFLOW).expect("dataflow.yml parses")
+    }
+
+    /// The config a node of `flow` loads, its working folder being `cwd` (dora starts nodes
+    /// in the dataflow's folder).
+    fn config_of(flow: &Dataflow, id: &str, cwd: &Path) -> Config {
+        let n = flow.node(id).expect("node");
+        let source = Source::from_lookup(|k| {
+            n.env.get(k).map(|v| {
+                if k == CONFIG_ENV {
+                    cwd.join(v).display().to_string()
+                } else {
+                    v.clone()
                 }
-                let (from, out) = source
-                    .split_once('/')
-                    .ok_or_else(|| eyre!("node `{id}` input {name:?}: bad source `{source}`"))?;
-                if !outputs
-                    .get(from)
-                    .is_some_and(|o| o.iter().any(|x| x == out))
-                {
-                    bail!("node `{id}` input {name:?} reads `{source}`, which no node declares");
+            })
+        })
+        .expect("source");
+        source.load().expect("loads")
+    }
+
+    /// Dotted key → value of everything in a config.
+    fn flat(c: &Config) -> BTreeMap<String, String> {
+        fn walk(prefix: &str, v: &serde_yaml::Value, out: &mut BTreeMap<String, String>) {
+            match v {
+                serde_yaml::Value::Mapping(m) => {
+                    for (k, v) in m {
+                        let k = serde_yaml::to_string(k).unwrap_or_default();
+                        let k = k.trim();
+                        let key = if prefix.is_empty() {
+                            k.to_owned()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        walk(&key, v, out);
+                    }
+                }
+                other => {
+                    out.insert(
+                        prefix.to_owned(),
+                        serde_yaml::to_string(other).unwrap_or_default(),
+                    );
                 }
             }
         }
-        Ok(outputs.into_keys().collect())
+        let mut out = BTreeMap::new();
+        walk("", &serde_yaml::to_value(c).expect("value"), &mut out);
+        out
+    }
+
+    fn differing(a: &Config, b: &Config) -> Vec<String> {
+        let (a, b) = (flat(a), flat(b));
+        a.keys()
+            .chain(b.keys())
+            .filter(|k| a.get(*k) != b.get(*k))
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    fn replay_of(opts: &ReplayOptions) -> Dataflow {
+        let source = Source {
+            file: Some(root().join(DEFAULT_CONFIG)),
+            overrides: Vec::new(),
+        };
+        replay_dataflow(
+            &device(),
+            Path::new("/bin/vigil"),
+            Path::new("/r.mcap"),
+            Path::new("/o.jsonl"),
+            Path::new("/work"),
+            &source,
+            opts,
+        )
+        .expect("builds")
     }
 
     #[test]
-    fn device_dataflow_is_consistent() {
-        let ids = check_dataflow(DEVICE_DATAFLOW).expect("consistent");
+    fn device_dataflow_is_only_the_graph() {
+        let flow = device();
+        flow.check().expect("every input names a declared output");
+        let ids: Vec<&str> = flow.nodes.iter().map(|n| n.id.as_str()).collect();
         assert_eq!(
             ids,
             [
-                "camera",
-                "infer",
-                "monitor",
-                "preprocess",
-                "preview",
-                "track"
+                node::CAMERA,
+                node::PREPROCESS,
+                node::INFER,
+                node::TRACK,
+                node::PREVIEW,
+                node::MONITOR
             ]
         );
-        let doc: Value = serde_yaml::from_str(DEVICE_DATAFLOW).expect("yaml");
-        for n in doc["nodes"].as_sequence().expect("nodes") {
+        let known: Vec<String> = <crate::NodeName as clap::ValueEnum>::value_variants()
+            .iter()
+            .filter_map(clap::ValueEnum::to_possible_value)
+            .map(|v| v.get_name().to_owned())
+            .collect();
+        for n in &flow.nodes {
             assert_eq!(
-                n["path"].as_str(),
-                Some("target/release/vigil"),
-                "every node runs the one built binary"
+                n.path, "target/release/vigil",
+                "every node runs the one binary"
+            );
+            assert_eq!(n.vigil_node(), Some(n.id.as_str()));
+            assert!(known.iter().any(|k| Some(k.as_str()) == n.vigil_node()));
+            // No setting lives in dataflow.yml: each node names vigil.yml and nothing else.
+            assert_eq!(
+                n.env,
+                BTreeMap::from([(CONFIG_ENV.to_owned(), DEFAULT_CONFIG.to_owned())]),
+                "node {}",
+                n.id
             );
         }
-        assert!(
-            check_dataflow("nodes:\n  - id: a\n    args: node track\n    inputs:\n      x: b/y\n")
-                .is_err()
+        let bad = Dataflow::parse("nodes:\n  - id: a\n    path: x\n    inputs:\n      x: b/y\n")
+            .expect("parses");
+        assert!(bad.check().is_err());
+    }
+
+    #[test]
+    fn every_node_of_a_replay_sees_the_config_the_device_runs() {
+        let dev = device();
+        let device_config = config_of(&dev, node::INFER, &root());
+        // A lock-step replay: the one difference is where infer keeps its last words (in
+        // the replay's own folder, so that replays never read each other's).
+        let lockstep = replay_of(&ReplayOptions::default());
+        for id in [node::PREPROCESS, node::INFER, node::TRACK] {
+            assert_eq!(
+                config_of(&dev, id, &root()),
+                device_config,
+                "every device node reads one config"
+            );
+            let replayed = config_of(&lockstep, id, Path::new("/elsewhere"));
+            assert_eq!(
+                differing(&device_config, &replayed),
+                ["infer.state_dir"],
+                "node {id}"
+            );
+            assert_eq!(replayed.infer.state_dir, Path::new("/work/state"));
+        }
+        for id in [node::SINK, node::CAMERA] {
+            assert_eq!(
+                differing(&device_config, &config_of(&lockstep, id, Path::new("/"))),
+                ["infer.state_dir"]
+            );
+        }
+        // A realtime replay with faults also runs preview and monitor; what differs is only
+        // what the replay owns (its ports, its audit file, the injected faults).
+        let realtime = replay_of(&ReplayOptions {
+            realtime: true,
+            faults: Some("segv@3".into()),
+            ..ReplayOptions::default()
+        });
+        for id in [
+            node::PREPROCESS,
+            node::INFER,
+            node::TRACK,
+            node::PREVIEW,
+            node::MONITOR,
+        ] {
+            let diff = differing(
+                &config_of(&dev, id, &root()),
+                &config_of(&realtime, id, Path::new("/")),
+            );
+            assert!(
+                diff.iter().all(|k| REPLAY_OWNED_KEYS.contains(&k.as_str())),
+                "node {id}: {diff:?}"
+            );
+            assert!(diff.contains(&"infer.faults".to_owned()), "{diff:?}");
+        }
+        // Split over workers: each worker runs one ONNX Runtime thread, nothing else moves.
+        let split = replay_of(&ReplayOptions {
+            infer_workers: 2,
+            ..ReplayOptions::default()
+        });
+        let diff = differing(
+            &device_config,
+            &config_of(&split, &topology::worker_id(1), Path::new("/")),
         );
+        assert_eq!(diff, ["infer.state_dir", "model.threads"]);
     }
 
     #[test]
     fn replay_dataflow_swaps_camera_for_replay_and_adds_the_sink() {
-        let mut s = Settings::default();
-        s.model.path = PathBuf::from("/m.onnx");
-        let yaml = replay_dataflow(
-            DEVICE_DATAFLOW,
-            Path::new("/bin/vigil"),
-            Path::new("/r.mcap"),
-            Path::new("/o.jsonl"),
-            &s,
-            &ReplayOptions::default(),
-        )
-        .expect("builds");
-        let ids = check_dataflow(&yaml).expect("consistent");
-        assert_eq!(ids, ["camera", "infer", "preprocess", "sink", "track"]);
-        let doc: Value = serde_yaml::from_str(&yaml).expect("yaml");
-        let camera = &doc["nodes"][0];
-        assert_eq!(camera["args"].as_str(), Some("node replay"));
-        assert_eq!(camera["inputs"]["ack"].as_str(), Some("sink/ack"));
-        let infer = doc["nodes"]
-            .as_sequence()
-            .expect("nodes")
-            .iter()
-            .find(|n| n["id"].as_str() == Some("infer"))
-            .expect("infer");
-        assert_eq!(infer["env"]["VIGIL_MODEL"].as_str(), Some("/m.onnx"));
-        assert_eq!(infer["inputs"]["tensor"]["queue_size"].as_u64(), Some(8));
-        assert_eq!(infer["restart_policy"].as_str(), Some("on-failure"));
-        assert_eq!(infer["max_restarts"].as_u64(), Some(REPLAY_MAX_RESTARTS));
+        let flow = replay_of(&ReplayOptions::default());
+        let ids: Vec<&str> = flow.nodes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                node::CAMERA,
+                node::PREPROCESS,
+                node::INFER,
+                node::TRACK,
+                node::SINK
+            ]
+        );
+        let camera = flow.node(node::CAMERA).expect("camera");
+        assert_eq!(camera.vigil_node(), Some(node::REPLAY));
+        assert_eq!(camera.inputs[port::ACK].source(), "sink/ack");
+        let infer = flow.node(node::INFER).expect("infer");
+        assert_eq!(
+            infer.inputs[port::TENSOR],
+            Input::Queued {
+                source: "preprocess/tensor".into(),
+                queue_size: Some(8)
+            }
+        );
+        assert_eq!(infer.restart_policy.as_deref(), Some("on-failure"));
+        assert_eq!(infer.max_restarts, Some(REPLAY_MAX_RESTARTS));
+        assert_eq!(
+            flow.node(node::TRACK).expect("track").env[env::ORDER],
+            "strict"
+        );
+        // What the generated file says is what the typed graph holds.
+        let yaml = flow.to_yaml().expect("yaml");
+        assert_eq!(Dataflow::parse(&yaml).expect("parses"), flow);
 
-        let split = replay_dataflow(
-            DEVICE_DATAFLOW,
-            Path::new("/bin/vigil"),
-            Path::new("/r.mcap"),
-            Path::new("/o.jsonl"),
-            &s,
-            &ReplayOptions {
-                infer_workers: 2,
-                realtime: true,
-                ..ReplayOptions::default()
-            },
-        )
-        .expect("builds");
-        let ids = check_dataflow(&split).expect("consistent");
-        assert!(ids.contains(&"infer_0".to_owned()) && ids.contains(&"infer_1".to_owned()));
-        assert!(!ids.contains(&"infer".to_owned()));
-        let doc: Value = serde_yaml::from_str(&split).expect("yaml");
-        let node = |id: &str| {
-            doc["nodes"]
-                .as_sequence()
-                .expect("nodes")
-                .iter()
-                .find(|n| n["id"].as_str() == Some(id))
-                .expect("node")
-                .clone()
-        };
+        let split = replay_of(&ReplayOptions {
+            infer_workers: 2,
+            realtime: true,
+            ..ReplayOptions::default()
+        });
+        assert!(split.node("infer_0").is_some() && split.node("infer_1").is_some());
+        assert!(split.node(node::INFER).is_none());
         assert_eq!(
-            node("infer_1")["inputs"]["tensor"]["source"].as_str(),
-            Some("preprocess/tensor_1")
-        );
-        assert_eq!(node("infer_1")["env"]["VIGIL_THREADS"].as_str(), Some("1"));
-        assert_eq!(
-            node("track")["inputs"]["detections_1"]["source"].as_str(),
-            Some("infer_1/detections")
+            split.node("infer_1").expect("w").inputs[port::TENSOR].source(),
+            "preprocess/tensor_1"
         );
         assert_eq!(
-            node("monitor")["inputs"]["status_0"].as_str(),
-            Some("infer_0/status")
+            split.node(node::TRACK).expect("t").inputs["detections_1"].source(),
+            "infer_1/detections"
+        );
+        assert_eq!(
+            split.node(node::MONITOR).expect("m").inputs["status_0"].source(),
+            "infer_0/status"
+        );
+        assert!(
+            replay_dataflow(
+                &device(),
+                Path::new("/bin/vigil"),
+                Path::new("/r.mcap"),
+                Path::new("/o.jsonl"),
+                Path::new("/work"),
+                &Source::default(),
+                &ReplayOptions {
+                    faults: Some("explode@3".into()),
+                    ..ReplayOptions::default()
+                },
+            )
+            .is_err(),
+            "a bad fault plan is refused before anything starts"
         );
     }
 }

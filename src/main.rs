@@ -3,9 +3,7 @@
 
 mod bench;
 mod dataflow;
-mod deepstream;
 mod import;
-mod settings;
 
 use std::path::{Path, PathBuf};
 
@@ -36,7 +34,17 @@ enum Command {
         #[arg(long, default_value_t = 30.0)]
         fps: f64,
     },
-    /// An nvinfer config (DeepStream-Yolo) and optionally an nvtracker config → a vigil.yml.
+    /// Loads a vigil.yml, opens its model and checks them against each other, as every run
+    /// does before it starts; prints what the model fixes (input, decoder).
+    Check {
+        #[arg(default_value = "vigil.yml")]
+        config: PathBuf,
+        /// Overrides in vigil.yml's terms, e.g. `--set model.decoder=boxes`.
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// An nvinfer config (DeepStream-Yolo) and optionally an nvtracker config, or a
+    /// deepstream-app config that names both → a vigil.yml.
     ImportDeepstream {
         config: PathBuf,
         #[arg(long)]
@@ -54,7 +62,7 @@ enum Command {
         /// The ONNX model (its `<stem>.yml` beside it, if any, sets the preprocessing).
         #[arg(long)]
         model: Option<PathBuf>,
-        /// A vigil.yml with model, preprocessing, decoding and tracker settings.
+        /// The vigil.yml [default: the project's, which the device runs].
         #[arg(long)]
         config: Option<PathBuf>,
         /// Play at the recorded timestamps (drops allowed) instead of lock-step.
@@ -82,8 +90,8 @@ enum Command {
         /// Where flight recordings go [default: <output>.flight/].
         #[arg(long)]
         flight_dir: Option<PathBuf>,
-        /// Any node setting: `--set node.KEY=VALUE` (e.g. `--set preprocess.VIGIL_INTERVAL=3`).
-        #[arg(long = "set", value_name = "NODE.KEY=VALUE")]
+        /// Any setting, in vigil.yml's terms: `--set tracker.max_age=40` (repeatable).
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
         set: Vec<String>,
         /// Infer processes sharing the frames (each one ONNX Runtime thread).
         #[arg(long, default_value_t = 1)]
@@ -109,6 +117,7 @@ enum Command {
     },
 }
 
+/// What `vigil node` runs (the names dataflow.yml's `args: node <name>` use).
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum NodeName {
     Camera,
@@ -127,6 +136,8 @@ fn main() -> eyre::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // dora keeps node logs in files: colour codes only on a terminal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match cli.command {
@@ -145,27 +156,20 @@ fn main() -> eyre::Result<()> {
             println!("{}: {n} frames", output.display());
             Ok(())
         }
+        Command::Check { config, set } => check(&config, overrides(&set)?),
         Command::ImportDeepstream {
             config,
             tracker,
             output,
         } => {
-            let out_dir = output
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let imported = deepstream::import(&config, tracker.as_deref(), out_dir)?;
-            for w in &imported.warnings {
+            let report = vigil_deepstream::import_to_file(&config, tracker.as_deref(), &output)?;
+            for w in &report.warnings {
                 eprintln!("warning: {w}");
             }
-            let sources: Vec<&Path> = std::iter::once(config.as_path())
-                .chain(tracker.as_deref())
-                .collect();
-            deepstream::write(&imported.settings, &sources, &output)?;
             eprintln!(
                 "{}: written ({} warnings)",
                 output.display(),
-                imported.warnings.len()
+                report.warnings.len()
             );
             Ok(())
         }
@@ -186,7 +190,7 @@ fn main() -> eyre::Result<()> {
             set,
             infer_workers,
         } => {
-            let settings = dataflow::resolve_settings(model.as_deref(), config.as_deref())?;
+            let run = dataflow::load_config(model.as_deref(), config.as_deref(), overrides(&set)?)?;
             let opts = dataflow::ReplayOptions {
                 realtime,
                 preview,
@@ -196,13 +200,9 @@ fn main() -> eyre::Result<()> {
                 monitor_port,
                 audit,
                 flight_dir,
-                set: set
-                    .iter()
-                    .map(|s| dataflow::parse_set(s))
-                    .collect::<eyre::Result<_>>()?,
                 infer_workers,
             };
-            let stats = dataflow::replay(&recording, &output, &settings, &opts)?;
+            let stats = dataflow::replay(&recording, &output, &run, &opts)?;
             eprintln!("{}: {} frames", output.display(), stats.frames);
             Ok(())
         }
@@ -211,8 +211,8 @@ fn main() -> eyre::Result<()> {
             model,
             config,
         } => {
-            let settings = dataflow::resolve_settings(model.as_deref(), config.as_deref())?;
-            bench::bench(&recording, &settings)
+            let run = dataflow::load_config(model.as_deref(), config.as_deref(), Vec::new())?;
+            bench::bench(&recording, &run)
         }
         Command::Record {
             output,
@@ -220,6 +220,40 @@ fn main() -> eyre::Result<()> {
             seconds,
         } => record(&output, device, seconds),
     }
+}
+
+/// `--set` values, in vigil.yml's terms.
+fn overrides(set: &[String]) -> eyre::Result<Vec<vigil_config::Override>> {
+    Ok(set.iter().map(|s| s.parse()).collect::<Result<_, _>>()?)
+}
+
+fn check(config: &Path, set: Vec<vigil_config::Override>) -> eyre::Result<()> {
+    let run = dataflow::load_config(None, Some(config), set)?;
+    let r = &run.resolved;
+    println!("config:   {}", config.display());
+    println!("model:    {}", r.config.model.path.display());
+    println!(
+        "input:    `{}` {:?}: {}x{} {}",
+        r.model.input.name,
+        r.model.input.shape,
+        r.net_w,
+        r.net_h,
+        r.layout.as_str()
+    );
+    let outputs: Vec<String> = r.model.outputs.iter().map(ToString::to_string).collect();
+    println!("outputs:  {}", outputs.join(", "));
+    println!(
+        "decoder:  {} ({})",
+        r.decoder.name(),
+        if r.config.model.decoder == vigil_config::Decoder::Auto {
+            "picked from the outputs"
+        } else {
+            "as configured, fits the outputs"
+        }
+    );
+    println!("provider: {:?}", r.config.model.provider);
+    println!("ok");
+    Ok(())
 }
 
 fn info(path: &Path) -> eyre::Result<()> {

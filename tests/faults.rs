@@ -76,7 +76,7 @@ fn injected_faults_cost_no_video_and_leave_evidence() {
         .args(["--realtime", "--faults", &faults.join(",")])
         .args(["--deadline-ms", &DEADLINE_MS.to_string()])
         // The customer's setting: inference on every 3rd frame.
-        .args(["--set", "preprocess.VIGIL_INTERVAL=3"])
+        .args(["--set", "preprocess.interval=3"])
         .arg("--workdir")
         .arg(dir.path().join("work"))
         .output()

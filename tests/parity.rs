@@ -3,7 +3,10 @@
 //!
 //! - decode + NMS, fed the very raw outputs onnxruntime produced, equals
 //!   `cv2.dnn.NMSBoxesBatched` (same count, `IoU` ≥ 0.999, |Δscore| ≤ 1e-5);
-//! - the model run on the same input tensor differs from onnxruntime's by ≤ 1e-4 everywhere;
+//! - the model run on the same input tensor differs from onnxruntime's by ≤ 1e-4 everywhere
+//!   (relative to the value where it is above 1: box coordinates are hundreds of pixels, and
+//!   another CPU's SIMD kernels round them a few f32 ulps apart; the class of a `[1, N, 6]`
+//!   candidate scoring below 0.01 is not compared);
 //! - vigil's letterbox is within a mean of 1.0 (0–255) of `cv2.resize` + `cv2.copyMakeBorder`;
 //! - end to end, frame → boxes, matches (`IoU` ≥ 0.9, |Δscore| ≤ 0.03) among boxes scoring at
 //!   least the threshold; a box within 0.02 of the threshold may flip and is counted apart;
@@ -271,16 +274,22 @@ fn model_run_matches_onnxruntime_on_the_same_tensor() {
                     .find(|o| o.name == meta.name)
                     .expect("same outputs");
                 assert_eq!(o.shape, meta.shape, "{}/{stem} {}", m.dir, meta.name);
+                // In a `[1, N, 6]` head the class of a candidate scoring ~0 is the argmax of
+                // near-zero class scores: a coin toss between CPUs, and never a detection.
+                let six = meta.stride == 1 && meta.shape.last() == Some(&6);
+                let coin_toss = |i: usize| six && i % 6 == 5 && t.data[i - 1] < 0.01;
                 let worst = o
                     .data
                     .iter()
                     .step_by(meta.stride)
                     .zip(&t.data)
-                    .map(|(a, b)| (a - b).abs())
+                    .enumerate()
+                    .filter(|(i, _)| !coin_toss(*i))
+                    .map(|(_, (a, b))| (a - b).abs() / b.abs().max(1.0))
                     .fold(0.0f32, f32::max);
                 assert!(
                     worst <= 1e-4,
-                    "{}/{stem} {}: max abs {worst}",
+                    "{}/{stem} {}: max difference {worst} (relative above 1)",
                     m.dir,
                     meta.name
                 );

@@ -80,11 +80,7 @@ fn sample_replay_is_lossless_deterministic_and_matches_the_snapshot() {
     replay(&rec, &a, &[]);
     // The second asks for the GPU letterbox: bit-identical to the CPU path where there is a
     // GPU, and the CPU path itself (with a log line) where there is none, as here.
-    replay(
-        &rec,
-        &b,
-        &["--set", "preprocess.VIGIL_PREPROCESS_DEVICE=cuda"],
-    );
+    replay(&rec, &b, &["--set", "preprocess.device=cuda"]);
     let (bytes_a, bytes_b) = (std::fs::read(&a).expect("a"), std::fs::read(&b).expect("b"));
     assert_eq!(
         bytes_a, bytes_b,
@@ -213,7 +209,7 @@ fn bad_config_is_an_error_naming_the_key() {
 }
 
 #[test]
-fn a_node_that_keeps_failing_fails_the_replay_with_its_error() {
+fn a_model_that_cannot_be_opened_fails_the_replay_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("vigil.yml");
     std::fs::write(
@@ -238,4 +234,113 @@ fn a_node_that_keeps_failing_fails_the_replay_with_its_error() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_decoder_that_cannot_read_the_model_fails_before_dora_starts() {
+    // DeepStream-Yolo's parser (`boxes`, [1, N, 6]) in front of a raw Ultralytics export.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("vigil.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "model:\n  path: {}\n  decoder: boxes\npreprocess: {{net_w: 320, net_h: 320}}\n",
+            root().join("models/nudenet_yolov8n_320n.onnx").display()
+        ),
+    )
+    .expect("write");
+    let work = dir.path().join("work");
+    let out = vigil()
+        .args(["replay", "recordings/vtest-100.mcap", "-o"])
+        .arg(dir.path().join("o.jsonl"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--workdir")
+        .arg(&work)
+        .current_dir(root())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("decoder `boxes` cannot read this model")
+            && stderr.contains("[1, N, 6]")
+            && stderr.contains("`output0` [?, 22, ?]"),
+        "{stderr}"
+    );
+    assert!(
+        !work.join("replay.yml").exists() && !dir.path().join("o.jsonl").exists(),
+        "nothing started"
+    );
+    // `vigil check` says the same of the same file, and passes the project's own.
+    let check = vigil().arg("check").arg(&cfg).output().expect("runs");
+    assert!(!check.status.success());
+    assert!(String::from_utf8_lossy(&check.stderr).contains("decoder `boxes`"));
+    let ok = vigil()
+        .args(["check", "vigil.yml"])
+        .current_dir(root())
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.contains("512x512 nhwc") && stdout.contains("decoder:  boxes"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_replay_in_which_no_frame_could_be_inferred_fails_and_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rec = recording_of("tests/fixtures/messi5.jpg", 3, 30, dir.path());
+    let out = vigil()
+        .args(["replay"])
+        .arg(&rec)
+        .arg("-o")
+        .arg(dir.path().join("o.jsonl"))
+        // Every frame's outputs turn to NaN: each is rejected, none inferred.
+        .args(["--faults", "garbage@0,garbage@1,garbage@2"])
+        .current_dir(root())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("none of the 3 frames could be inferred"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_image_fails_the_import_naming_it_and_leaves_no_recording() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).expect("mkdir");
+    std::fs::copy(
+        root().join("tests/fixtures/messi5.jpg"),
+        images.join("a.jpg"),
+    )
+    .expect("copy");
+    std::fs::write(images.join("b.jpg"), b"\xff\xd8 not a jpeg").expect("write");
+    let rec = dir.path().join("r.mcap");
+    let out = vigil()
+        .arg("import")
+        .arg(&images)
+        .arg("-o")
+        .arg(&rec)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("b.jpg"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, ["images"], "no recording, partial or whole");
 }

@@ -59,6 +59,124 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// The name vigil.yml uses for this decoder.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::UltralyticsRaw => "ultralytics",
+            Self::BoxesScoreClass => "boxes",
+            Self::SplitOutputs => "split",
+        }
+    }
+
+    /// The output shape(s) this decoder reads, in words.
+    #[must_use]
+    pub fn expects(self) -> &'static str {
+        match self {
+            Self::UltralyticsRaw => "[1, 4+nc, N]",
+            Self::BoxesScoreClass => "[1, N, 6]",
+            Self::SplitOutputs => "boxes [1, N, 4] + scores [1, N, 1] + classes [1, N, 1]",
+        }
+    }
+}
+
+/// A model output as the model declares it: each dimension, `None` where dynamic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputShape {
+    pub name: String,
+    pub dims: Vec<Option<usize>>,
+}
+
+impl std::fmt::Display for OutputShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dims: Vec<String> = self
+            .dims
+            .iter()
+            .map(|d| d.map_or_else(|| "?".to_owned(), |d| d.to_string()))
+            .collect();
+        write!(f, "`{}` [{}]", self.name, dims.join(", "))
+    }
+}
+
+/// No decoder (or not the one asked for) can read a model's outputs.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{}", describe_mismatch(*.wanted, .outputs))]
+pub struct LayoutMismatch {
+    /// The decoder asked for; `None` for auto.
+    pub wanted: Option<Layout>,
+    pub outputs: Vec<OutputShape>,
+}
+
+fn describe_mismatch(wanted: Option<Layout>, outputs: &[OutputShape]) -> String {
+    let shapes: Vec<String> = outputs.iter().map(ToString::to_string).collect();
+    let shapes = if shapes.is_empty() {
+        "none".to_owned()
+    } else {
+        shapes.join(", ")
+    };
+    match wanted {
+        Some(l) => format!(
+            "decoder `{}` cannot read this model: it needs {}, the model's outputs are {shapes}",
+            l.name(),
+            l.expects()
+        ),
+        None => format!(
+            "no decoder reads this model's outputs ({shapes}); vigil reads {}, {} or {}",
+            Layout::UltralyticsRaw.expects(),
+            Layout::BoxesScoreClass.expects(),
+            Layout::SplitOutputs.expects()
+        ),
+    }
+}
+
+/// The decoder that will read outputs of these declared shapes: `wanted` when it can, else
+/// (for auto) the one [`decode`] would pick. Dynamic dimensions fit anything.
+pub fn choose_layout(
+    outputs: &[OutputShape],
+    wanted: Option<Layout>,
+) -> Result<Layout, LayoutMismatch> {
+    let is = |d: Option<usize>, v: usize| d.is_none_or(|d| d == v);
+    let three = |o: &OutputShape| o.dims.len() == 3 && is(o.dims[0], 1);
+    let split = || {
+        outputs.iter().any(|b| {
+            three(b)
+                && b.dims[2] == Some(4)
+                && outputs
+                    .iter()
+                    .filter(|o| {
+                        three(o)
+                            && o.dims[2] == Some(1)
+                            && (o.dims[1].is_none()
+                                || b.dims[1].is_none()
+                                || o.dims[1] == b.dims[1])
+                    })
+                    .count()
+                    >= 2
+        })
+    };
+    let single = |o: &OutputShape| -> Option<Layout> {
+        if !three(o) {
+            return None;
+        }
+        match (o.dims[1], o.dims[2]) {
+            (_, Some(6)) => Some(Layout::BoxesScoreClass),
+            (Some(c), n) if c >= 5 && n.is_none_or(|n| n > c) => Some(Layout::UltralyticsRaw),
+            _ => None,
+        }
+    };
+    let found = match wanted {
+        Some(Layout::SplitOutputs) => split().then_some(Layout::SplitOutputs),
+        Some(l) => outputs.iter().any(|o| single(o) == Some(l)).then_some(l),
+        None if split() => Some(Layout::SplitOutputs),
+        None => outputs.iter().find_map(single),
+    };
+    found.ok_or_else(|| LayoutMismatch {
+        wanted,
+        outputs: outputs.to_vec(),
+    })
+}
+
 /// The three outputs of the [`Layout::SplitOutputs`] form, if the model has them:
 /// (boxes, scores, classes).
 fn split_outputs(outputs: &[OutputTensor]) -> Option<[&OutputTensor; 3]> {
@@ -318,9 +436,46 @@ mod tests {
         assert!(err.to_string().contains("[2, 3]"), "{err}");
     }
 
+    fn shape(name: &str, dims: &[Option<usize>]) -> OutputShape {
+        OutputShape {
+            name: name.to_owned(),
+            dims: dims.to_vec(),
+        }
+    }
+
+    #[test]
+    fn declared_shapes_pick_the_decoder_and_a_mismatch_names_both() {
+        let raw = [shape("output0", &[Some(1), Some(22), Some(2100)])];
+        assert_eq!(choose_layout(&raw, None), Ok(Layout::UltralyticsRaw));
+        let err = choose_layout(&raw, Some(Layout::BoxesScoreClass)).expect_err("mismatch");
+        let text = err.to_string();
+        assert!(
+            text.contains("`boxes`")
+                && text.contains("[1, N, 6]")
+                && text.contains("[1, 22, 2100]"),
+            "{text}"
+        );
+        let dsy = [shape("output", &[None, None, Some(6)])];
+        assert_eq!(choose_layout(&dsy, None), Ok(Layout::BoxesScoreClass));
+        assert!(choose_layout(&dsy, Some(Layout::UltralyticsRaw)).is_err());
+        let three = [
+            shape("boxes", &[None, Some(2100), Some(4)]),
+            shape("scores", &[None, Some(2100), Some(1)]),
+            shape("classes", &[None, Some(2100), Some(1)]),
+        ];
+        assert_eq!(choose_layout(&three, None), Ok(Layout::SplitOutputs));
+        assert_eq!(
+            choose_layout(&three, Some(Layout::SplitOutputs)),
+            Ok(Layout::SplitOutputs)
+        );
+        let heatmap = [shape("hm", &[Some(1), Some(80), Some(128), Some(128)])];
+        assert!(choose_layout(&heatmap, None).is_err());
+    }
+
     proptest! {
         /// Decoders are total: arbitrary shapes and values give Ok or Err, never a panic, and
-        /// every decoded detection is finite.
+        /// every decoded detection is finite; three outputs of consistent shapes always decode
+        /// with the split decoder (so its case is exercised, not skipped).
         #[test]
         fn decoders_are_total(
             shape in prop::collection::vec(0usize..12, 0..4),
@@ -328,12 +483,12 @@ mod tests {
             raw in any::<bool>(),
         ) {
             let layout = if raw { Layout::UltralyticsRaw } else { Layout::BoxesScoreClass };
-            let half = values.len() / 2;
+            let n = values.len() / 6;
             let split = [
                 tensor(&shape, values.clone()),
-                tensor(&[1, half / 4, 4], values[..half].to_vec()),
-                tensor(&[1, half / 4, 1], values[half..].to_vec()),
-                tensor(&[1, half / 4, 1], values[half..].iter().rev().copied().collect()),
+                tensor(&[1, n, 4], values[..4 * n].to_vec()),
+                tensor(&[1, n, 1], values[4 * n..5 * n].to_vec()),
+                tensor(&[1, n, 1], values[5 * n..6 * n].to_vec()),
             ];
             for l in [None, Some(layout), Some(Layout::SplitOutputs)] {
                 for outs in [&split[..1], &split[..]] {
@@ -342,6 +497,9 @@ mod tests {
                     }
                 }
             }
+            let three = decode(&split[1..], Some(Layout::SplitOutputs), 0.25);
+            prop_assert!(three.is_ok(), "{three:?}");
+            prop_assert!(three.iter().flatten().all(|d| d.bbox.is_finite() && d.score.is_finite()));
         }
     }
 }

@@ -164,7 +164,8 @@ impl Letterbox {
 }
 
 /// The order of a network input's dimensions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TensorLayout {
     Nchw,
     Nhwc,

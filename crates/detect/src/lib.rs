@@ -5,7 +5,10 @@ mod decode;
 mod geometry;
 mod nms;
 
-pub use decode::{DecodeError, Layout, OutputTensor, decode, decoded_outputs};
+pub use decode::{
+    DecodeError, Layout, LayoutMismatch, OutputShape, OutputTensor, choose_layout, decode,
+    decoded_outputs,
+};
 pub use geometry::{BBox, Detection, Letterbox, TensorLayout};
 pub use nms::{ClassAttrs, NmsConfig, nms};
 

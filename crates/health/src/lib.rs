@@ -70,7 +70,6 @@ struct Stall {
 /// See the crate docs.
 #[derive(Debug, Clone)]
 pub struct Health {
-    node: String,
     pub frames_in: u64,
     pub frames_shown: u64,
     pub results: u64,
@@ -79,7 +78,8 @@ pub struct Health {
     pub rejected: u64,
     /// Frames the camera sent that the preview never showed: gaps in what it reported.
     pub preview_gaps: u64,
-    last_shown_index: Option<u64>,
+    /// Frames the camera had sent that the preview had not shown, at its first report.
+    unshown_before_first: Option<u64>,
     clock_ns: u64,
     recent: VecDeque<(u64, u64)>,
     /// Seqs of recent frames that went out without detections.
@@ -89,7 +89,8 @@ pub struct Health {
     next_key: u64,
     open: Vec<Open>,
     stall: Option<Stall>,
-    restarts: BTreeMap<String, u64>,
+    /// Restarts by (node, cause).
+    restarts: BTreeMap<(String, String), u64>,
     stalls: u64,
     latency: BTreeMap<&'static str, Histogram>,
 }
@@ -97,12 +98,17 @@ pub struct Health {
 /// Camera frames remembered for looking up a fault frame's timestamp.
 const RECENT: usize = 1024;
 
+impl Default for Health {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Health {
-    /// Health of a pipeline whose detector node is `node`.
+    /// Health of a pipeline; restarts are told apart by the node that reports them.
     #[must_use]
-    pub fn new(node: &str) -> Self {
+    pub fn new() -> Self {
         Self {
-            node: node.to_owned(),
             frames_in: 0,
             frames_shown: 0,
             results: 0,
@@ -110,7 +116,7 @@ impl Health {
             missing: 0,
             rejected: 0,
             preview_gaps: 0,
-            last_shown_index: None,
+            unshown_before_first: None,
             clock_ns: 0,
             recent: VecDeque::with_capacity(RECENT),
             recent_missing: VecDeque::new(),
@@ -158,10 +164,12 @@ impl Health {
     /// The preview reported showing frame `h`, `total` frames so far.
     pub fn shown(&mut self, h: &FrameHeader, total: u64) {
         self.frames_shown = self.frames_shown.max(total);
-        if let Some(last) = self.last_shown_index {
-            self.preview_gaps += h.index.saturating_sub(last + 1);
-        }
-        self.last_shown_index = Some(self.last_shown_index.map_or(h.index, |l| l.max(h.index)));
+        // Frames up to this one that the preview did not show, by its own count: a lost
+        // `shown` message is not a lost frame. Frames before the preview's first report
+        // (sent before it connected) are not its gaps.
+        let unshown = (h.index + 1).saturating_sub(total);
+        let before = *self.unshown_before_first.get_or_insert(unshown);
+        self.preview_gaps = self.preview_gaps.max(unshown.saturating_sub(before));
     }
 
     fn ts_of(&self, seq: u64) -> Option<u64> {
@@ -193,7 +201,10 @@ impl Health {
                     .and_then(|s| self.ts_of(s))
                     .unwrap_or(self.clock_ns);
                 let key = self.key();
-                *self.restarts.entry(cause.clone()).or_default() += 1;
+                *self
+                    .restarts
+                    .entry((node.to_owned(), cause.clone()))
+                    .or_default() += 1;
                 // Frames already out without detections since the fault count too.
                 let since = fault_seq.unwrap_or_else(|| {
                     self.recent
@@ -343,9 +354,9 @@ impl Health {
         let restarts: Vec<(String, u64)> = self
             .restarts
             .iter()
-            .map(|(cause, n)| {
+            .map(|((node, cause), n)| {
                 (
-                    format!("{{node=\"{}\",cause=\"{}\"}}", self.node, escape(cause)),
+                    format!("{{node=\"{}\",cause=\"{}\"}}", escape(node), escape(cause)),
                     *n,
                 )
             })
@@ -415,7 +426,7 @@ mod tests {
 
     #[test]
     fn a_fault_gives_one_restart_one_stall_and_a_recovery_time_in_frame_time() {
-        let mut m = Health::new("infer");
+        let mut m = Health::new();
         let started = |previous| StatusMsg::Started { pid: 1, previous };
         assert!(
             m.status("infer", &started(None)).is_empty(),
@@ -486,6 +497,22 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("vigil_frames_in_total 24"), "{text}");
+        // A worker's restart is reported under the worker's own name.
+        m.status(
+            "infer_1",
+            &started(Some(FaultReport {
+                cause: "SIGSEGV".into(),
+                seq: 22,
+                exit_code: None,
+                signal: Some(11),
+            })),
+        );
+        let text = m.prometheus();
+        assert!(
+            text.contains("vigil_restarts_total{node=\"infer_1\",cause=\"SIGSEGV\"} 1")
+                && text.contains("vigil_restarts_total{node=\"infer\",cause=\"SIGSEGV\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains("vigil_stage_latency_seconds_count{stage=\"infer\"} 12"),
             "{text}"
@@ -495,10 +522,18 @@ mod tests {
 
     #[test]
     fn preview_gaps_are_counted_and_lost_shown_messages_lose_no_count() {
-        let mut m = Health::new("infer");
+        let mut m = Health::new();
         m.shown(&h(0), 1);
         m.shown(&h(1), 2);
         m.shown(&h(4), 5); // the messages for 2 and 3 were lost on the way, not the frames
-        assert_eq!((m.frames_shown, m.preview_gaps), (5, 2));
+        assert_eq!((m.frames_shown, m.preview_gaps), (5, 0));
+        m.shown(&h(7), 6); // 5 and 6 were not shown
+        assert_eq!((m.frames_shown, m.preview_gaps), (6, 2));
+        m.shown(&h(6), 6); // a late report changes nothing
+        assert_eq!(m.preview_gaps, 2);
+        let mut late = Health::new();
+        late.shown(&h(10), 1); // connected at frame 10
+        late.shown(&h(11), 2);
+        assert_eq!(late.preview_gaps, 0);
     }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 pub use library::find_onnxruntime;
 use ort::session::Session;
 use ort::value::TensorRef;
-use vigil_detect::{OutputTensor, TensorLayout};
+use vigil_detect::{OutputShape, OutputTensor, TensorLayout};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {
@@ -61,10 +61,12 @@ impl InferError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Provider {
     Cpu,
     Cuda,
+    #[serde(alias = "trt")]
     TensorRt,
 }
 
@@ -111,6 +113,8 @@ impl InputSpec {
 /// A loaded model.
 pub trait Backend {
     fn input(&self) -> &InputSpec;
+    /// The outputs as the model declares them, in the model's order.
+    fn outputs(&self) -> &[OutputShape];
     /// Runs one tensor of `shape` and returns every output, in the model's order.
     fn run(&mut self, shape: &[usize], data: &[f32]) -> Result<Vec<OutputTensor>, InferError>;
 }
@@ -143,14 +147,14 @@ fn environment(lib: &Path) -> Result<ort::environment::Environment, String> {
 pub struct OrtBackend {
     session: Session,
     input: InputSpec,
-    output_names: Vec<String>,
+    outputs: Vec<OutputShape>,
 }
 
 impl std::fmt::Debug for OrtBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OrtBackend")
             .field("input", &self.input)
-            .field("outputs", &self.output_names)
+            .field("outputs", &self.outputs)
             .finish_non_exhaustive()
     }
 }
@@ -189,15 +193,22 @@ impl OrtBackend {
             .commit_from_file(&cfg.model)
             .map_err(|e| model_err(e.to_string()))?;
         let input = Self::image_input(&session, &cfg.model)?;
-        let output_names = session
+        let outputs = session
             .outputs()
             .iter()
-            .map(|o| o.name().to_owned())
+            .map(|o| OutputShape {
+                name: o.name().to_owned(),
+                dims: o
+                    .dtype()
+                    .tensor_shape()
+                    .map(|s| s.iter().map(|&d| usize::try_from(d).ok()).collect())
+                    .unwrap_or_default(),
+            })
             .collect();
         Ok(Self {
             session,
             input,
-            output_names,
+            outputs,
         })
     }
 
@@ -228,6 +239,10 @@ impl Backend for OrtBackend {
         &self.input
     }
 
+    fn outputs(&self) -> &[OutputShape] {
+        &self.outputs
+    }
+
     fn run(&mut self, shape: &[usize], data: &[f32]) -> Result<Vec<OutputTensor>, InferError> {
         let fits = shape.len() == self.input.shape.len()
             && shape
@@ -248,7 +263,7 @@ impl Backend for OrtBackend {
             .session
             .run(ort::inputs![self.input.name.as_str() => tensor])
             .map_err(|e| InferError::run(e.to_string()))?;
-        let mut result = Vec::with_capacity(self.output_names.len());
+        let mut result = Vec::with_capacity(self.outputs.len());
         for (name, value) in &outputs {
             let (shape, values) = value
                 .try_extract_tensor::<f32>()

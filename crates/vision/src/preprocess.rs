@@ -8,10 +8,12 @@ use crate::VisionError;
 use crate::jpeg::{JpegCodec, RgbImage};
 
 /// Channel order the network expects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ColorFormat {
     Rgb,
     Bgr,
+    #[serde(alias = "grey")]
     Gray,
 }
 

@@ -14,7 +14,6 @@ use v4l::io::traits::CaptureStream;
 use v4l::prelude::MmapStream;
 use v4l::video::Capture as _;
 use v4l::{Device, FourCC};
-use vigil_msg::config::{ConfigError, Lookup};
 use vigil_msg::{Frame, FrameHeader};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,24 +37,15 @@ impl Default for Config {
 }
 
 impl Config {
-    pub fn from_lookup(l: &impl Lookup) -> Result<Self, ConfigError> {
-        let d = Self::default();
-        let cfg = Self {
-            device: l.parse_or("VIGIL_DEVICE", d.device)?,
-            width: l.parse_or("VIGIL_WIDTH", d.width)?,
-            height: l.parse_or("VIGIL_HEIGHT", d.height)?,
-            fps: l.parse_or("VIGIL_FPS", d.fps)?,
-        };
-        for (key, v) in [
-            ("VIGIL_WIDTH", cfg.width),
-            ("VIGIL_HEIGHT", cfg.height),
-            ("VIGIL_FPS", cfg.fps),
-        ] {
-            if v == 0 {
-                return Err(ConfigError::new(key, "0", "must be positive"));
-            }
+    /// The `camera` section.
+    #[must_use]
+    pub fn new(c: &vigil_config::Camera) -> Self {
+        Self {
+            device: c.device.clone(),
+            width: c.width.get(),
+            height: c.height.get(),
+            fps: c.fps.get(),
         }
-        Ok(cfg)
     }
 }
 
@@ -122,14 +112,14 @@ impl Capture {
 }
 
 pub fn main() -> eyre::Result<()> {
-    let cfg = Config::from_lookup(&vigil_msg::config::env_lookup())?;
+    let cfg = Config::new(&vigil_config::from_env()?.camera);
     let capture = Capture::open(&cfg)?;
     let (node, events) = DoraNode::init_from_env().wrap_err("camera: connecting to dora")?;
     run(capture, node, events)
 }
 
 pub fn run(mut capture: Capture, mut node: DoraNode, mut events: EventStream) -> eyre::Result<()> {
-    let output = DataId::from("frame".to_owned());
+    let output = DataId::from(vigil_config::topology::port::FRAME.to_owned());
     for index in 0u64.. {
         if let Ok(Event::Stop(_)) = events.try_recv() {
             return Ok(());
@@ -159,17 +149,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_defaults_to_720p30_and_rejects_zero() {
+    fn the_camera_section_is_the_c920_720p_mode_by_default() {
         assert_eq!(
-            Config::from_lookup(&|_: &str| None).expect("defaults"),
+            Config::new(&vigil_config::Camera::default()),
             Config::default()
-        );
-        let bad = |k: &str| (k == "VIGIL_FPS").then(|| "0".to_owned());
-        assert!(
-            Config::from_lookup(&bad)
-                .expect_err("must fail")
-                .to_string()
-                .contains("VIGIL_FPS")
         );
     }
 

@@ -1,5 +1,5 @@
 //! Fault injection, shipped so that every recovery path can be exercised on purpose:
-//! `VIGIL_FAULTS="abort@150,segv@300,hang@450,sticky@600,garbage@750"` makes the infer node
+//! `infer.faults: "abort@150,segv@300,hang@450,sticky@600,garbage@750"` makes the infer node
 //! fail in the named way when it reaches the frame with that sequence number.
 
 use std::collections::BTreeMap;

@@ -6,17 +6,16 @@
 //! - a sticky device error (CUDA error 700 and kin) is never retried in place: the node writes
 //!   its last words and exits with [`EXIT_STICKY_DEVICE`] so dora restarts it with a fresh
 //!   context;
-//! - a watchdog ends it with [`EXIT_WATCHDOG`] when one inference overruns `VIGIL_DEADLINE_MS`;
+//! - a watchdog ends it with [`EXIT_WATCHDOG`] when one inference overruns `infer.deadline_ms`;
 //! - a fatal signal is recorded by a handler before the signal ends the process;
 //! - a tensor or output holding NaN/inf is rejected and counted, the frame gets no detections;
 //! - on start it reports how its predecessor ended on the `status` output;
-//! - `VIGIL_FAULTS` injects any of those faults at given frames (see [`fault`]).
+//! - `infer.faults` injects any of those faults at given frames (see [`fault`]).
 
 pub mod fault;
 pub mod last_words;
 mod watchdog;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,11 +23,12 @@ use std::time::{Duration, Instant};
 use dora_node_api::dora_core::config::DataId;
 use dora_node_api::{DoraArray, DoraNode, Event, EventStream};
 use eyre::WrapErr;
+use vigil_config::topology::port;
+use vigil_config::{ModelFacts, Resolved, Unit};
 use vigil_detect::{
-    ClassAttrs, Layout, NmsConfig, OutputTensor, PostprocessConfig, decoded_outputs, postprocess,
+    ClassAttrs, NmsConfig, OutputTensor, PostprocessConfig, decoded_outputs, postprocess,
 };
-use vigil_infer::{Backend, InferError, OrtBackend, OrtConfig, Provider};
-use vigil_msg::config::{ConfigError, Lookup};
+use vigil_infer::{Backend, InferError, OrtBackend, OrtConfig};
 use vigil_msg::{DetectionsMsg, StatusMsg, decode_tensor};
 
 pub use fault::{Fault, FaultPlan};
@@ -46,116 +46,60 @@ pub struct Config {
     pub last_words: PathBuf,
 }
 
-/// The watchdog's deadline unless `VIGIL_DEADLINE_MS` says otherwise.
-pub const DEFAULT_DEADLINE_MS: u64 = 2000;
-
 impl Config {
-    pub fn from_lookup(l: &impl Lookup) -> Result<Self, ConfigError> {
-        let layout = match l
-            .get("VIGIL_DECODER")
-            .unwrap_or_default()
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "" | "auto" => None,
-            "ultralytics" => Some(Layout::UltralyticsRaw),
-            "boxes" => Some(Layout::BoxesScoreClass),
-            "split" => Some(Layout::SplitOutputs),
-            other => {
-                return Err(ConfigError::new(
-                    "VIGIL_DECODER",
-                    other,
-                    "expected auto, ultralytics, boxes or split",
-                ));
-            }
-        };
-        let unit = |key: &str, default: f32| -> Result<f32, ConfigError> {
-            let v: f32 = l.parse_or(key, default)?;
-            if (0.0..=1.0).contains(&v) {
-                Ok(v)
-            } else {
-                Err(ConfigError::new(key, &v.to_string(), "expected 0..=1"))
-            }
-        };
-        let d = PostprocessConfig::default();
-        let deadline_ms: u64 = l.parse_or("VIGIL_DEADLINE_MS", DEFAULT_DEADLINE_MS)?;
-        let faults = l.get("VIGIL_FAULTS").unwrap_or_default();
+    /// This node's view of vigil.yml (`model`, `postprocess`, `infer`); `node_id` names its
+    /// last-words file, so each of several workers keeps its own. The decoder is the one the
+    /// config names until the model is open ([`Resolved`] then fixes it).
+    pub fn new(c: &vigil_config::Config, node_id: &str) -> eyre::Result<Self> {
+        let q = &c.postprocess;
+        let faults = c
+            .infer
+            .faults
+            .parse()
+            .map_err(|e| eyre::eyre!("infer.faults={:?}: {e}", c.infer.faults))?;
         Ok(Self {
-            deadline: (deadline_ms > 0).then(|| Duration::from_millis(deadline_ms)),
-            faults: faults
-                .parse()
-                .map_err(|e| ConfigError::new("VIGIL_FAULTS", &faults, e))?,
-            last_words: l.parse_or("VIGIL_LAST_WORDS", PathBuf::from("state/infer.lastwords"))?,
+            deadline: (c.infer.deadline_ms > 0).then(|| Duration::from_millis(c.infer.deadline_ms)),
+            faults,
+            last_words: c.infer.state_dir.join(format!("{node_id}.lastwords")),
             ort: OrtConfig {
-                model: l.parse_required("VIGIL_MODEL")?,
-                provider: l.parse_or("VIGIL_PROVIDER", Provider::Cpu)?,
-                threads: l.parse_or("VIGIL_THREADS", 0usize)?,
-                library: l
-                    .get("ORT_DYLIB_PATH")
+                model: c.model.path.clone(),
+                provider: c.model.provider,
+                threads: c.model.threads,
+                library: std::env::var_os("ORT_DYLIB_PATH")
                     .filter(|v| !v.is_empty())
                     .map(PathBuf::from),
             },
             post: PostprocessConfig {
-                layout,
-                threshold: unit("VIGIL_CONF", d.threshold)?,
+                layout: c.model.decoder.layout(),
+                threshold: q.conf_threshold.get(),
                 nms: NmsConfig {
-                    iou_threshold: unit("VIGIL_IOU", d.nms.iou_threshold)?,
-                    top_k: l.parse_or("VIGIL_TOPK", d.nms.top_k)?,
-                    class_agnostic: l.flag_or("VIGIL_CLASS_AGNOSTIC", d.nms.class_agnostic)?,
-                    classes: {
-                        let v = l.get("VIGIL_CLASS_ATTRS").unwrap_or_default();
-                        parse_class_attrs(&v)
-                            .map_err(|e| ConfigError::new("VIGIL_CLASS_ATTRS", &v, e))?
-                    },
+                    iou_threshold: q.iou_threshold.get(),
+                    top_k: q.top_k,
+                    class_agnostic: q.class_agnostic,
+                    classes: q
+                        .classes
+                        .iter()
+                        .map(|(&class, o)| {
+                            (
+                                class,
+                                ClassAttrs {
+                                    threshold: o.conf_threshold.map(Unit::get),
+                                    iou_threshold: o.iou_threshold.map(Unit::get),
+                                    top_k: o.top_k,
+                                },
+                            )
+                        })
+                        .collect(),
                 },
             },
         })
     }
 }
 
-/// Per-class overrides: `CLASS:conf=F,iou=F,topk=N;CLASS:…` (any of the three per class).
-pub fn parse_class_attrs(s: &str) -> Result<BTreeMap<u32, ClassAttrs>, String> {
-    let mut out = BTreeMap::new();
-    for group in s.split(';').map(str::trim).filter(|g| !g.is_empty()) {
-        let (class, attrs) = group
-            .split_once(':')
-            .ok_or_else(|| format!("`{group}` is not CLASS:key=value,…"))?;
-        let class: u32 = class
-            .trim()
-            .parse()
-            .map_err(|e| format!("`{group}`: class: {e}"))?;
-        let mut a = ClassAttrs::default();
-        for kv in attrs.split(',').map(str::trim).filter(|k| !k.is_empty()) {
-            let (k, v) = kv
-                .split_once('=')
-                .ok_or_else(|| format!("`{kv}` is not key=value"))?;
-            let unit = |v: &str| -> Result<f32, String> {
-                v.trim()
-                    .parse::<f32>()
-                    .ok()
-                    .filter(|x| (0.0..=1.0).contains(x))
-                    .ok_or_else(|| format!("`{kv}`: expected 0..=1"))
-            };
-            match k.trim() {
-                "conf" => a.threshold = Some(unit(v)?),
-                "iou" => a.iou_threshold = Some(unit(v)?),
-                "topk" => {
-                    a.top_k = Some(v.trim().parse().map_err(|e| format!("`{kv}`: {e}"))?);
-                }
-                other => {
-                    return Err(format!(
-                        "unknown class attribute `{other}` (conf, iou, topk)"
-                    ));
-                }
-            }
-        }
-        out.insert(class, a);
-    }
-    Ok(out)
-}
-
 pub fn main() -> eyre::Result<()> {
-    let cfg = Config::from_lookup(&vigil_msg::config::env_lookup())?;
+    let config = vigil_config::from_env()?;
+    let (mut node, events) = DoraNode::init_from_env().wrap_err("infer: connecting to dora")?;
+    let mut cfg = Config::new(&config, node.id().as_ref())?;
     let previous = last_words::take(&cfg.last_words)
         .wrap_err_with(|| format!("infer: reading {}", cfg.last_words.display()))?;
     if let Some(p) = &previous {
@@ -166,14 +110,16 @@ pub fn main() -> eyre::Result<()> {
             .wrap_err_with(|| format!("infer: arming {}", cfg.last_words.display()))?,
     );
     let mut backend = OrtBackend::load(&cfg.ort)?;
+    // The same checks as before the dataflow started, on the model as this process opened it.
+    let resolved = Resolved::from_facts(config, ModelFacts::of(&backend))?;
+    cfg.post.layout = Some(resolved.decoder);
     warm_up(&mut backend);
-    tracing::info!(input = ?backend.input(), provider = ?cfg.ort.provider, "model loaded");
+    tracing::info!(input = ?backend.input(), provider = ?cfg.ort.provider, decoder = resolved.decoder.name(), "model loaded");
     let watchdog = cfg
         .deadline
         .map(|d| Watchdog::start(d, words.clone()))
         .transpose()
         .wrap_err("infer: starting the watchdog")?;
-    let (mut node, events) = DoraNode::init_from_env().wrap_err("infer: connecting to dora")?;
     let died_at = previous.as_ref().map(|p| p.seq);
     send_status(
         &mut node,
@@ -212,7 +158,7 @@ fn warm_up(backend: &mut impl Backend) {
 fn send_status(node: &mut DoraNode, status: &StatusMsg) -> eyre::Result<()> {
     let (params, array) = status.encode();
     node.send_output(
-        DataId::from("status".to_owned()),
+        DataId::from(port::STATUS.to_owned()),
         params,
         DoraArray::from(array),
     )
@@ -242,8 +188,9 @@ impl Run<'_> {
         mut node: DoraNode,
         mut events: EventStream,
     ) -> eyre::Result<()> {
-        let output = DataId::from("detections".to_owned());
-        let mut failed = 0u64;
+        let output = DataId::from(port::DETECTIONS.to_owned());
+        let (mut failed, mut inferred) = (0u64, 0u64);
+        let mut first_error: Option<String> = None;
         while let Some(event) = events.recv() {
             let Event::Input { id, metadata, data } = event else {
                 if matches!(event, Event::Stop(_)) {
@@ -251,7 +198,7 @@ impl Run<'_> {
                 }
                 continue;
             };
-            if id.as_str() != "tensor" {
+            if id.as_str() != port::TENSOR {
                 continue;
             }
             let tensor = match decode_tensor(&metadata.parameters, data.as_array().as_ref()) {
@@ -271,7 +218,10 @@ impl Run<'_> {
             if !tensor.is_skipped() {
                 let started = Instant::now();
                 match self.infer(&mut backend, &tensor) {
-                    Ok(dets) => (msg.inferred, msg.detections) = (true, dets),
+                    Ok(dets) => {
+                        inferred += 1;
+                        (msg.inferred, msg.detections) = (true, dets);
+                    }
                     Err(Failure::NonFinite(what)) => {
                         self.rejected += 1;
                         tracing::error!(
@@ -289,6 +239,7 @@ impl Run<'_> {
                     }
                     Err(Failure::Other(e)) => {
                         failed += 1;
+                        first_error.get_or_insert_with(|| e.clone());
                         tracing::error!(seq = tensor.header.seq, error = %e, failed, "infer: frame has no detections");
                     }
                 }
@@ -300,7 +251,15 @@ impl Run<'_> {
             node.send_output(output.clone(), params, DoraArray::from(array))
                 .wrap_err("infer: sending detections")?;
         }
-        tracing::info!(failed, rejected = self.rejected, "infer finished");
+        tracing::info!(failed, inferred, rejected = self.rejected, "infer finished");
+        // A run in which no frame could be inferred is a failure, not an empty result.
+        let attempted = inferred + failed + self.rejected;
+        if attempted > 0 && inferred == 0 {
+            let why = first_error.unwrap_or_else(|| "NaN or inf in the tensor or outputs".into());
+            eyre::bail!(
+                "infer: none of the {attempted} frames could be inferred; the first error: {why}"
+            );
+        }
         Ok(())
     }
 
@@ -372,48 +331,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_parses_and_bounds_thresholds() {
-        let l = |k: &str| match k {
-            "VIGIL_MODEL" => Some("m.onnx".to_owned()),
-            "VIGIL_CONF" => Some("0.4".to_owned()),
-            "VIGIL_DECODER" => Some("boxes".to_owned()),
-            _ => None,
-        };
-        let c = Config::from_lookup(&l).expect("parses");
+    fn the_node_reads_its_sections_of_vigil_yml() {
+        let mut c = vigil_config::Config::default();
+        c.model.path = "m.onnx".into();
+        c.model.decoder = vigil_config::Decoder::Boxes;
+        c.postprocess.conf_threshold = Unit::try_from(0.4).expect("unit");
+        c.postprocess.classes.insert(
+            2,
+            vigil_config::ClassOverrides {
+                top_k: Some(5),
+                ..Default::default()
+            },
+        );
+        let cfg = Config::new(&c, "infer_1").expect("reads");
         assert_eq!(
-            (c.post.threshold, c.post.layout),
-            (0.4, Some(Layout::BoxesScoreClass))
+            (cfg.post.threshold, cfg.post.layout),
+            (0.4, Some(vigil_detect::Layout::BoxesScoreClass))
         );
-        let bad = |k: &str| match k {
-            "VIGIL_MODEL" => Some("m.onnx".to_owned()),
-            "VIGIL_IOU" => Some("1.5".to_owned()),
-            _ => None,
-        };
+        assert_eq!(cfg.post.nms.classes[&2].top_k, Some(5));
+        assert_eq!(cfg.deadline, Some(Duration::from_secs(2)));
+        assert_eq!(cfg.last_words, PathBuf::from("state/infer_1.lastwords"));
+        c.infer.faults = "segv@3,hang@9".into();
+        c.infer.deadline_ms = 0;
+        let cfg = Config::new(&c, "infer").expect("reads");
+        assert_eq!((cfg.faults.fatal(), cfg.deadline), (2, None));
+        c.infer.faults = "explode@3".into();
+        let err = Config::new(&c, "infer").expect_err("bad plan").to_string();
         assert!(
-            Config::from_lookup(&bad)
-                .expect_err("must fail")
-                .to_string()
-                .contains("VIGIL_IOU")
-        );
-        assert_eq!(c.deadline, Some(Duration::from_millis(DEFAULT_DEADLINE_MS)));
-        let faults = |k: &str| match k {
-            "VIGIL_MODEL" => Some("m.onnx".to_owned()),
-            "VIGIL_FAULTS" => Some("segv@3,hang@9".to_owned()),
-            "VIGIL_DEADLINE_MS" => Some("0".to_owned()),
-            _ => None,
-        };
-        let c = Config::from_lookup(&faults).expect("parses");
-        assert_eq!((c.faults.fatal(), c.deadline), (2, None));
-        let bad = |k: &str| match k {
-            "VIGIL_MODEL" => Some("m.onnx".to_owned()),
-            "VIGIL_FAULTS" => Some("explode@3".to_owned()),
-            _ => None,
-        };
-        let err = Config::from_lookup(&bad)
-            .expect_err("must fail")
-            .to_string();
-        assert!(
-            err.contains("VIGIL_FAULTS") && err.contains("explode"),
+            err.contains("infer.faults") && err.contains("explode"),
             "{err}"
         );
     }

@@ -2,13 +2,13 @@
 //!
 //! - keeps pipeline health (`vigil-health`) from the camera frames, the preview's `shown`
 //!   reports, infer's `status` and the tracker's results;
-//! - writes the audit database (`VIGIL_AUDIT_DB`, `SQLite`; schema in [`audit`]): one row per
+//! - writes the audit database (`monitor.audit_db`, `SQLite`; schema in [`audit`]): one row per
 //!   process restart with its cause and recovery times, one per stall;
 //! - runs the flight recorder ([`flight`]): on every restart, the camera frames from
-//!   `VIGIL_FLIGHT_BEFORE_S` before the fault to `VIGIL_FLIGHT_AFTER_S` after it become a
-//!   recording under `VIGIL_FLIGHT_DIR`, named in the restart's audit row;
+//!   `monitor.flight_before_s` before the fault to `monitor.flight_after_s` after it become a
+//!   recording under `monitor.flight_dir`, named in the restart's audit row;
 //! - serves `GET /health` (JSON) and `GET /metrics` (Prometheus) on
-//!   127.0.0.1:`VIGIL_MONITOR_PORT` (0: no server).
+//!   127.0.0.1:`monitor.port` (0: no server).
 
 pub mod audit;
 pub mod flight;
@@ -20,8 +20,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use dora_node_api::{DoraNode, Event, EventStream};
 use eyre::WrapErr;
+use vigil_config::topology;
 use vigil_health::{AuditEvent, Health};
-use vigil_msg::config::{ConfigError, Lookup};
 use vigil_msg::{decode_frame, decode_result, decode_shown, decode_status};
 
 use crate::audit::Audit;
@@ -39,27 +39,17 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_lookup(l: &impl Lookup) -> Result<Self, ConfigError> {
-        let seconds = |key: &str, default: f64| -> Result<u64, ConfigError> {
-            let v: f64 = l.parse_or(key, default)?;
-            if (0.0..=120.0).contains(&v) {
-                Ok((v * 1e9) as u64)
-            } else {
-                Err(ConfigError::new(
-                    key,
-                    &v.to_string(),
-                    "expected 0..=120 seconds",
-                ))
-            }
-        };
-        Ok(Self {
-            audit_db: l.parse_or("VIGIL_AUDIT_DB", PathBuf::from("state/audit.db"))?,
-            port: l.parse_or("VIGIL_MONITOR_PORT", 9100u16)?,
-            flight_dir: l.parse_or("VIGIL_FLIGHT_DIR", PathBuf::from("flight"))?,
-            before_ns: seconds("VIGIL_FLIGHT_BEFORE_S", 5.0)?,
-            after_ns: seconds("VIGIL_FLIGHT_AFTER_S", 3.0)?,
-            node: l.parse_or("VIGIL_WATCHED_NODE", "infer".to_owned())?,
-        })
+    /// The `monitor` section.
+    #[must_use]
+    pub fn new(m: &vigil_config::Monitor) -> Self {
+        Self {
+            audit_db: m.audit_db.clone(),
+            port: m.port,
+            flight_dir: m.flight_dir.clone(),
+            before_ns: m.flight_before_s.as_nanos(),
+            after_ns: m.flight_after_s.as_nanos(),
+            node: topology::node::INFER.to_owned(),
+        }
     }
 }
 
@@ -72,7 +62,7 @@ fn unix_ms() -> i64 {
 type Shared = Arc<Mutex<Health>>;
 
 pub fn main() -> eyre::Result<()> {
-    let cfg = Config::from_lookup(&vigil_msg::config::env_lookup())?;
+    let cfg = Config::new(&vigil_config::from_env()?.monitor);
     // Subscribe first: frames sent before a node has connected do not reach it.
     let (node, events) = DoraNode::init_from_env().wrap_err("monitor: connecting to dora")?;
     if let Some(dir) = cfg.audit_db.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -80,7 +70,7 @@ pub fn main() -> eyre::Result<()> {
     }
     let audit = Audit::open(&cfg.audit_db, &cfg.node, unix_ms())
         .wrap_err_with(|| format!("monitor: opening {}", cfg.audit_db.display()))?;
-    let shared: Shared = Arc::new(Mutex::new(Health::new(&cfg.node)));
+    let shared: Shared = Arc::new(Mutex::new(Health::new()));
     if cfg.port != 0 {
         let server = tiny_http::Server::http(("127.0.0.1", cfg.port))
             .map_err(|e| eyre::eyre!("monitor: binding 127.0.0.1:{}: {e}", cfg.port))?;
@@ -115,7 +105,7 @@ pub fn run(
         let p = &metadata.parameters;
         let mut health = shared.lock().unwrap_or_else(PoisonError::into_inner);
         let recorded = match id.as_str() {
-            "frame" => match decode_frame(p, data.as_array().as_ref()) {
+            topology::port::FRAME => match decode_frame(p, data.as_array().as_ref()) {
                 Ok(f) => {
                     health.frame(&f.header);
                     if arrivals.len() == ARRIVALS {
@@ -129,18 +119,19 @@ pub fn run(
                 }
                 Err(e) => Err(e),
             },
-            "shown" => decode_shown(p).map(|(h, total)| {
+            topology::port::SHOWN => decode_shown(p).map(|(h, total)| {
                 health.shown(&h, total);
                 Vec::new()
             }),
-            s if s.starts_with("status") => {
+            s if s.starts_with(topology::port::STATUS) => {
                 // `status` from `infer`, `status_K` from `infer_K`.
-                let node = s
-                    .strip_prefix("status_")
-                    .map_or_else(|| cfg.node.clone(), |k| format!("{}_{k}", cfg.node));
+                let node = match topology::split_worker_port(s) {
+                    (_, Some(k)) => topology::worker_id(k),
+                    (_, None) => cfg.node.clone(),
+                };
                 decode_status(p).map(|s| health.status(&node, &s))
             }
-            "result" => decode_result(p, data.as_array().as_ref()).map(|r| {
+            topology::port::RESULT => decode_result(p, data.as_array().as_ref()).map(|r| {
                 let pipeline_us = arrivals
                     .iter()
                     .find(|(i, _)| *i == r.header.index)
@@ -243,12 +234,76 @@ fn serve(server: &tiny_http::Server, shared: &Shared) {
 mod tests {
     use super::*;
 
+    /// One HTTP/1.0 GET: (status code, body).
+    fn get(port: u16, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
+        write!(c, "GET {path} HTTP/1.0\r\n\r\n").expect("request");
+        let mut text = String::new();
+        c.read_to_string(&mut text).expect("response");
+        let code = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .expect("status line");
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned());
+        (code, body.unwrap_or_default())
+    }
+
     #[test]
-    fn config_defaults_and_bad_values() {
-        let c = Config::from_lookup(&|_: &str| None).expect("defaults");
-        assert_eq!((c.port, c.before_ns), (9100, 5_000_000_000));
-        let bad = |k: &str| (k == "VIGIL_FLIGHT_AFTER_S").then(|| "-1".to_owned());
-        let err = Config::from_lookup(&bad).expect_err("bad").to_string();
-        assert!(err.contains("VIGIL_FLIGHT_AFTER_S"), "{err}");
+    fn health_and_metrics_over_real_http_and_503_while_degraded() {
+        let server = tiny_http::Server::http("127.0.0.1:0").expect("binds");
+        let port = server.server_addr().to_ip().expect("ip").port();
+        let shared: Shared = Arc::new(Mutex::new(Health::new()));
+        let http = shared.clone();
+        std::thread::spawn(move || serve(&server, &http));
+        let frame = |index: u64, missing: bool| {
+            let header = vigil_msg::FrameHeader {
+                seq: index,
+                index,
+                timestamp_ns: index * 33_333_333,
+                width: 640,
+                height: 480,
+            };
+            let mut h = shared.lock().expect("lock");
+            h.frame(&header);
+            h.result(
+                &vigil_msg::ResultMsg {
+                    header,
+                    inferred: !missing,
+                    missing,
+                    detections: Vec::new(),
+                    tracks: Vec::new(),
+                    latency: vigil_msg::Latency::default(),
+                },
+                None,
+            );
+        };
+        frame(0, false);
+        let (code, body) = get(port, "/health");
+        assert_eq!(code, 200, "{body}");
+        assert!(
+            body.contains("\"status\":\"ok\"") && body.contains("\"frames_in\":1"),
+            "{body}"
+        );
+        let (code, metrics) = get(port, "/metrics");
+        assert_eq!(code, 200);
+        assert!(metrics.contains("vigil_frames_in_total 1"), "{metrics}");
+        // Frames going out without detections: degraded, 503.
+        frame(1, true);
+        frame(2, true);
+        let (code, body) = get(port, "/health");
+        assert_eq!(code, 503, "{body}");
+        assert!(body.contains("degraded"), "{body}");
+        assert_eq!(get(port, "/nothing").0, 404);
+    }
+
+    #[test]
+    fn config_comes_from_the_monitor_section() {
+        let c = Config::new(&vigil_config::Monitor::default());
+        assert_eq!(
+            (c.port, c.before_ns, c.after_ns, c.node.as_str()),
+            (9100, 5_000_000_000, 3_000_000_000, "infer")
+        );
     }
 }

@@ -1,132 +1,63 @@
 //! The preprocess node: camera JPEG → letterboxed, normalised network tensor. Frames that are
-//! not their turn for inference (`VIGIL_INTERVAL`, by sequence number) and frames that fail to
+//! not their turn for inference (`preprocess.interval`, by sequence number) and frames that fail to
 //! decode go on as empty tensors, so every frame still reaches the end of the pipeline.
 
 use dora_node_api::dora_core::config::DataId;
 use dora_node_api::{DoraArray, DoraNode, Event, EventStream};
 use eyre::WrapErr;
-use vigil_detect::{Letterbox, TensorLayout};
+use vigil_config::topology::{self, port};
+use vigil_config::{Device, Resolved};
+use vigil_detect::Letterbox;
 use vigil_gpu::{DeviceLetterbox, Gpu, GpuError, Precision};
 use vigil_msg::config::{ConfigError, Lookup};
 use vigil_msg::{Latency, TensorMsg, decode_frame};
-use vigil_vision::{ColorFormat, JpegCodec, PreprocessConfig, Preprocessor, RgbImage};
+use vigil_vision::{JpegCodec, PreprocessConfig, Preprocessor, RgbImage};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub pre: PreprocessConfig,
     /// Infer every k-th frame by sequence number (`seq % k == 0`).
     pub interval: u64,
-    /// Letterbox on the GPU (`VIGIL_PREPROCESS_DEVICE=cuda`), else on the CPU.
+    /// Letterbox on the GPU (`preprocess.device: cuda`), else on the CPU.
     pub cuda: bool,
-    /// Infer processes the frames are dealt to (`VIGIL_WORKERS`): with more than one, frame
-    /// `index` goes out on `tensor_{index % workers}`, else on `tensor`.
+    /// Infer processes the frames are dealt to (a graph fact, `VIGIL_WORKERS`): with more
+    /// than one, frame `index` goes out on `tensor_{index % workers}`, else on `tensor`.
     pub workers: u64,
 }
 
 impl Config {
-    pub fn from_lookup(l: &impl Lookup) -> Result<Self, ConfigError> {
-        let d = PreprocessConfig::default();
-        let layout = match l
-            .get("VIGIL_LAYOUT")
-            .unwrap_or_default()
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "" | "nchw" => TensorLayout::Nchw,
-            "nhwc" => TensorLayout::Nhwc,
-            other => {
-                return Err(ConfigError::new(
-                    "VIGIL_LAYOUT",
-                    other,
-                    "expected nchw or nhwc",
-                ));
-            }
-        };
-        let color = match l
-            .get("VIGIL_COLOR")
-            .unwrap_or_default()
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "" | "rgb" => ColorFormat::Rgb,
-            "bgr" => ColorFormat::Bgr,
-            "gray" | "grey" => ColorFormat::Gray,
-            other => {
-                return Err(ConfigError::new(
-                    "VIGIL_COLOR",
-                    other,
-                    "expected rgb, bgr or gray",
-                ));
-            }
-        };
-        let offsets = match l.get("VIGIL_OFFSETS") {
-            None => d.offsets,
-            Some(v) => parse_offsets(&v).ok_or_else(|| {
-                ConfigError::new(
-                    "VIGIL_OFFSETS",
-                    &v,
-                    "expected three numbers, `;` or `,` separated",
-                )
-            })?,
-        };
-        let scale: f32 = l.parse_or("VIGIL_SCALE", d.scale)?;
-        if !scale.is_finite() {
-            return Err(ConfigError::new(
-                "VIGIL_SCALE",
-                &scale.to_string(),
-                "must be finite",
-            ));
+    /// The `preprocess` section, with the network input the model fixes.
+    #[must_use]
+    pub fn new(r: &Resolved, workers: u64) -> Self {
+        let p = &r.config.preprocess;
+        Self {
+            pre: PreprocessConfig {
+                net_w: r.net_w,
+                net_h: r.net_h,
+                layout: r.layout,
+                color: p.color,
+                scale: p.scale,
+                offsets: p.offsets,
+                keep_aspect: p.keep_aspect,
+                symmetric_padding: p.symmetric_padding,
+                pad_value: p.pad_value,
+            },
+            interval: p.interval.get(),
+            cuda: p.device == Device::Cuda,
+            workers,
         }
-        let size = |key: &str, default: u32| -> Result<u32, ConfigError> {
-            let v = l.parse_or(key, default)?;
-            if (1..=8192).contains(&v) {
-                Ok(v)
-            } else {
-                Err(ConfigError::new(key, &v.to_string(), "expected 1..=8192"))
-            }
-        };
-        let interval = l.parse_or("VIGIL_INTERVAL", 1u64)?;
-        if interval == 0 {
-            return Err(ConfigError::new(
-                "VIGIL_INTERVAL",
+    }
+
+    /// The graph's facts for this node: how many infer workers it deals to.
+    pub fn workers(l: &impl Lookup) -> Result<u64, ConfigError> {
+        match l.parse_or(topology::env::WORKERS, 1u64)? {
+            0 => Err(ConfigError::new(
+                topology::env::WORKERS,
                 "0",
                 "must be at least 1",
-            ));
+            )),
+            w => Ok(w),
         }
-        Ok(Self {
-            pre: PreprocessConfig {
-                net_w: size("VIGIL_NET_W", d.net_w)?,
-                net_h: size("VIGIL_NET_H", d.net_h)?,
-                layout,
-                color,
-                scale,
-                offsets,
-                keep_aspect: l.flag_or("VIGIL_KEEP_ASPECT", d.keep_aspect)?,
-                symmetric_padding: l.flag_or("VIGIL_SYMMETRIC_PADDING", d.symmetric_padding)?,
-                pad_value: l.parse_or("VIGIL_PAD_VALUE", d.pad_value)?,
-            },
-            interval,
-            workers: match l.parse_or("VIGIL_WORKERS", 1u64)? {
-                0 => return Err(ConfigError::new("VIGIL_WORKERS", "0", "must be at least 1")),
-                w => w,
-            },
-            cuda: match l
-                .get("VIGIL_PREPROCESS_DEVICE")
-                .unwrap_or_default()
-                .to_ascii_lowercase()
-                .as_str()
-            {
-                "" | "cpu" => false,
-                "cuda" | "gpu" => true,
-                other => {
-                    return Err(ConfigError::new(
-                        "VIGIL_PREPROCESS_DEVICE",
-                        other,
-                        "expected cpu or cuda",
-                    ));
-                }
-            },
-        })
     }
 }
 
@@ -181,20 +112,12 @@ impl GpuPath {
     }
 }
 
-fn parse_offsets(v: &str) -> Option<[f32; 3]> {
-    let parts: Vec<f32> = v
-        .split([';', ','])
-        .map(|p| p.trim().parse().ok())
-        .collect::<Option<_>>()?;
-    match parts.as_slice() {
-        [a] => Some([*a; 3]),
-        [a, b, c] => Some([*a, *b, *c]),
-        _ => None,
-    }
-}
-
 pub fn main() -> eyre::Result<()> {
-    let cfg = Config::from_lookup(&vigil_msg::config::env_lookup())?;
+    let resolved = vigil_config::resolve(vigil_config::from_env()?)?;
+    let cfg = Config::new(
+        &resolved,
+        Config::workers(&vigil_msg::config::env_lookup())?,
+    );
     let (node, events) = DoraNode::init_from_env().wrap_err("preprocess: connecting to dora")?;
     run(&cfg, node, events)
 }
@@ -206,10 +129,10 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
     let (mut corrupt, mut bad_messages) = (0u64, 0u64);
     let outputs: Vec<DataId> = if cfg.workers > 1 {
         (0..cfg.workers)
-            .map(|i| DataId::from(format!("tensor_{i}")))
+            .map(|i| DataId::from(topology::worker_port(port::TENSOR, i as usize)))
             .collect()
     } else {
-        vec![DataId::from("tensor".to_owned())]
+        vec![DataId::from(port::TENSOR.to_owned())]
     };
     while let Some(event) = events.recv() {
         let Event::Input { id, metadata, data } = event else {
@@ -218,7 +141,7 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
             }
             continue;
         };
-        if id.as_str() != "frame" {
+        if id.as_str() != port::FRAME {
             continue;
         }
         let frame = match decode_frame(&metadata.parameters, data.as_array().as_ref()) {
@@ -296,57 +219,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_reads_every_knob() {
-        let l = |k: &str| {
-            Some(
-                match k {
-                    "VIGIL_NET_W" => "512",
-                    "VIGIL_NET_H" => "320",
-                    "VIGIL_LAYOUT" => "NHWC",
-                    "VIGIL_COLOR" => "bgr",
-                    "VIGIL_SCALE" => "1.0",
-                    "VIGIL_OFFSETS" => "1;2;3",
-                    "VIGIL_KEEP_ASPECT" => "false",
-                    "VIGIL_PAD_VALUE" => "0",
-                    "VIGIL_INTERVAL" => "3",
-                    _ => return None,
-                }
-                .to_owned(),
-            )
+    fn the_section_and_the_model_make_the_config() {
+        let mut c = vigil_config::Config::default();
+        c.model.path = "m.onnx".into();
+        c.preprocess.color = vigil_vision::ColorFormat::Bgr;
+        c.preprocess.interval = std::num::NonZeroU64::new(3).expect("3");
+        c.preprocess.device = Device::Cuda;
+        let r = Resolved {
+            config: c,
+            net_w: 512,
+            net_h: 320,
+            layout: vigil_detect::TensorLayout::Nhwc,
+            decoder: vigil_detect::Layout::BoxesScoreClass,
+            model: vigil_config::ModelFacts {
+                input: vigil_infer::InputSpec {
+                    name: "x".into(),
+                    shape: vec![1, 320, 512, 3],
+                    layout: vigil_detect::TensorLayout::Nhwc,
+                    size: Some((512, 320)),
+                },
+                outputs: Vec::new(),
+            },
         };
-        let c = Config::from_lookup(&l).expect("parses");
-        assert_eq!(
-            (c.pre.net_w, c.pre.net_h, c.pre.layout, c.pre.color),
-            (512, 320, TensorLayout::Nhwc, ColorFormat::Bgr)
-        );
-        assert!(!c.cuda);
-        let gpu = |k: &str| (k == "VIGIL_PREPROCESS_DEVICE").then(|| "cuda".to_owned());
-        assert!(Config::from_lookup(&gpu).expect("parses").cuda);
-        let bad = |k: &str| (k == "VIGIL_PREPROCESS_DEVICE").then(|| "tpu".to_owned());
-        assert!(Config::from_lookup(&bad).is_err());
-        assert_eq!(
-            (
-                c.pre.offsets,
-                c.pre.keep_aspect,
-                c.pre.pad_value,
-                c.interval
-            ),
-            ([1.0, 2.0, 3.0], false, 0, 3)
-        );
+        let cfg = Config::new(&r, 2);
+        assert_eq!(cfg.pre.shape(), [1, 320, 512, 3]);
+        assert_eq!((cfg.interval, cfg.cuda, cfg.workers), (3, true, 2));
     }
 
     #[test]
-    fn bad_values_name_their_key() {
-        for (key, value) in [
-            ("VIGIL_LAYOUT", "chw"),
-            ("VIGIL_OFFSETS", "1;2"),
-            ("VIGIL_NET_W", "0"),
-            ("VIGIL_INTERVAL", "0"),
-            ("VIGIL_PAD_VALUE", "300"),
-        ] {
-            let l = move |k: &str| (k == key).then(|| value.to_owned());
-            let err = Config::from_lookup(&l).expect_err(key);
-            assert!(err.to_string().contains(key), "{err}");
-        }
+    fn workers_are_a_graph_fact_and_zero_is_refused() {
+        assert_eq!(Config::workers(&|_: &str| None), Ok(1));
+        let two = |k: &str| (k == topology::env::WORKERS).then(|| "2".to_owned());
+        assert_eq!(Config::workers(&two), Ok(2));
+        let zero = |k: &str| (k == topology::env::WORKERS).then(|| "0".to_owned());
+        assert!(Config::workers(&zero).is_err());
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use dora_node_api::dora_core::config::DataId;
 use dora_node_api::{DoraArray, DoraNode, Event, EventStream};
 use eyre::WrapErr;
-use vigil_msg::config::{ConfigError, Lookup};
+use vigil_config::topology::port;
 use vigil_msg::{decode_frame, decode_result, encode_shown};
 use vigil_track::Track;
 use vigil_vision::{JpegCodec, Overlay, RgbImage, draw_overlay};
@@ -28,14 +28,13 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_lookup(l: &impl Lookup) -> Result<Self, ConfigError> {
-        Ok(Self {
-            port: l.parse_or("VIGIL_PREVIEW_PORT", 8090u16)?,
-            labels: l
-                .get("VIGIL_LABELS")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from),
-        })
+    /// The `preview` section and the model's labels.
+    #[must_use]
+    pub fn new(c: &vigil_config::Config) -> Self {
+        Self {
+            port: c.preview.port,
+            labels: c.model.labels.clone(),
+        }
     }
 }
 
@@ -79,7 +78,7 @@ pub fn overlays(tracks: &[Track], labels: &[String]) -> Vec<Overlay> {
 }
 
 pub fn main() -> eyre::Result<()> {
-    let cfg = Config::from_lookup(&vigil_msg::config::env_lookup())?;
+    let cfg = Config::new(&vigil_config::from_env()?);
     // Subscribe first: frames sent before a node has connected do not reach it.
     let (node, events) = DoraNode::init_from_env().wrap_err("preview: connecting to dora")?;
     let labels = match &cfg.labels {
@@ -108,7 +107,7 @@ fn run(
     mut node: DoraNode,
     mut events: EventStream,
 ) -> eyre::Result<()> {
-    let shown = DataId::from("shown".to_owned());
+    let shown = DataId::from(port::SHOWN.to_owned());
     let mut codec = JpegCodec::new(80)?;
     let mut tracks: Vec<Track> = Vec::new();
     let mut img = RgbImage::default();
@@ -122,12 +121,12 @@ fn run(
         };
         let array = data.as_array().as_ref();
         match id.as_str() {
-            "result" => {
+            port::RESULT => {
                 if let Ok(t) = decode_result(&metadata.parameters, array) {
                     tracks = t.tracks;
                 }
             }
-            "frame" => {
+            port::FRAME => {
                 let Ok(frame) = decode_frame(&metadata.parameters, array) else {
                     continue;
                 };
@@ -242,6 +241,60 @@ fn stream(request: tiny_http::Request, shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sends one HTTP/1.0 GET and reads until `until` appears in the response (or it ends).
+    fn get(port: u16, path: &str, until: &[u8]) -> Vec<u8> {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
+        c.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        write!(c, "GET {path} HTTP/1.0\r\n\r\n").expect("request");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.windows(until.len()).any(|w| w == until) {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn page_stream_frame_and_404_over_real_http() {
+        let server = tiny_http::Server::http("127.0.0.1:0").expect("binds");
+        let port = server.server_addr().to_ip().expect("ip").port();
+        let shared: Shared = Arc::default();
+        let http = shared.clone();
+        std::thread::spawn(move || serve(&server, &http));
+        let jpeg = b"\xff\xd8 a frame \xff\xd9".to_vec();
+        {
+            let mut latest = shared.0.lock().expect("lock");
+            latest.generation = 1;
+            latest.jpeg = Arc::new(jpeg.clone());
+        }
+        shared.1.notify_all();
+        let page = String::from_utf8_lossy(&get(port, "/", b"</body>")).into_owned();
+        assert!(
+            page.starts_with("HTTP/1.")
+                && page.contains(" 200 ")
+                && page.contains("<img src=\"/stream\""),
+            "{page}"
+        );
+        let frame = get(port, "/frame.jpg", b"\xff\xd9");
+        assert!(String::from_utf8_lossy(&frame).contains(" 200 "));
+        assert!(frame.ends_with(&jpeg));
+        let stream = get(port, "/stream", b"\xff\xd9");
+        let text = String::from_utf8_lossy(&stream);
+        assert!(
+            text.contains("multipart/x-mixed-replace; boundary=vigilframe")
+                && text.contains("--vigilframe\r\nContent-Type: image/jpeg")
+                && stream.windows(jpeg.len()).any(|w| w == jpeg.as_slice()),
+            "{text}"
+        );
+        let missing = String::from_utf8_lossy(&get(port, "/nope", b"not found")).into_owned();
+        assert!(missing.contains(" 404 "), "{missing}");
+    }
     use vigil_detect::BBox;
 
     #[test]

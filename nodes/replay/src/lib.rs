@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use dora_node_api::dora_core::config::DataId;
 use dora_node_api::{DoraArray, DoraNode, Event};
 use eyre::WrapErr;
+use vigil_config::topology::{env, port};
 use vigil_msg::config::{ConfigError, Lookup};
 use vigil_msg::{Frame, FrameHeader};
 use vigil_record::{RecordedFrame, Recording};
@@ -37,24 +38,24 @@ pub struct Config {
 
 impl Config {
     pub fn from_lookup(l: &impl Lookup) -> Result<Self, ConfigError> {
-        let mode = match l.get("VIGIL_MODE").unwrap_or_default().as_str() {
+        let mode = match l.get(env::MODE).unwrap_or_default().as_str() {
             "" | "lockstep" => Mode::Lockstep,
             "realtime" => Mode::Realtime,
             other => {
                 return Err(ConfigError::new(
-                    "VIGIL_MODE",
+                    env::MODE,
                     other,
                     "expected lockstep or realtime",
                 ));
             }
         };
-        let window = l.parse_or("VIGIL_WINDOW", 4usize)?;
+        let window = l.parse_or(env::WINDOW, 4usize)?;
         if window == 0 {
-            return Err(ConfigError::new("VIGIL_WINDOW", "0", "must be at least 1"));
+            return Err(ConfigError::new(env::WINDOW, "0", "must be at least 1"));
         }
-        let resend_ms = l.parse_or("VIGIL_RESEND_MS", 3000u64)?;
+        let resend_ms = l.parse_or(env::RESEND_MS, 3000u64)?;
         Ok(Self {
-            recording: l.parse_required("VIGIL_RECORDING")?,
+            recording: l.parse_required(env::RECORDING)?,
             mode,
             window,
             resend_after: Duration::from_millis(resend_ms.max(1)),
@@ -86,7 +87,7 @@ fn send(node: &mut DoraNode, rec: &Recording, index: usize, f: &RecordedFrame) -
     }
     .encode();
     node.send_output(
-        DataId::from("frame".to_owned()),
+        DataId::from(port::FRAME.to_owned()),
         params,
         DoraArray::from(data),
     )
@@ -141,13 +142,13 @@ fn lockstep(
         };
         let wait = (oldest + cfg.resend_after).saturating_duration_since(Instant::now());
         match events.recv_timeout(wait) {
-            Some(Event::Input { id, metadata, .. }) if id.as_str() == "ack" => {
+            Some(Event::Input { id, metadata, .. }) if id.as_str() == port::ACK => {
                 if let Ok(h) = FrameHeader::from_params(&metadata.parameters) {
                     in_flight.retain(|&i, _| i as u64 > h.index);
                 }
             }
             Some(Event::Stop(_)) => break,
-            Some(Event::InputClosed { id }) if id.as_str() == "ack" => {
+            Some(Event::InputClosed { id }) if id.as_str() == port::ACK => {
                 eyre::bail!(
                     "replay: the acknowledging node exited with {} frames unacknowledged",
                     in_flight.len()

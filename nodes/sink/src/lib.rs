@@ -13,6 +13,7 @@ use dora_node_api::dora_core::config::DataId;
 use dora_node_api::{DoraArray, DoraNode, Event, EventStream};
 use eyre::WrapErr;
 use serde::Serialize;
+use vigil_config::topology::{self, port};
 use vigil_detect::Detection;
 use vigil_msg::config::{ConfigError, Lookup};
 use vigil_msg::{FrameHeader, ResultMsg, decode_result, encode_ack};
@@ -25,13 +26,11 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_lookup(l: &impl Lookup) -> Result<Self, ConfigError> {
+    /// The output file (a graph fact) and the model's labels.
+    pub fn new(c: &vigil_config::Config, l: &impl Lookup) -> Result<Self, ConfigError> {
         Ok(Self {
-            out: l.parse_required("VIGIL_OUT")?,
-            labels: l
-                .get("VIGIL_LABELS")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from),
+            out: l.parse_required(topology::env::OUT)?,
+            labels: c.model.labels.clone(),
         })
     }
 }
@@ -123,7 +122,7 @@ pub fn json_line(
 }
 
 pub fn main() -> eyre::Result<()> {
-    let cfg = Config::from_lookup(&vigil_msg::config::env_lookup())?;
+    let cfg = Config::new(&vigil_config::from_env()?, &vigil_msg::config::env_lookup())?;
     let labels = cfg
         .labels
         .as_deref()
@@ -146,7 +145,7 @@ pub fn run(
     let mut waiting: BTreeMap<u64, ResultMsg> = BTreeMap::new();
     let mut last_written: Option<FrameHeader> = None;
     let (mut written, mut bad) = (0u64, 0u64);
-    let ack = DataId::from("ack".to_owned());
+    let ack = DataId::from(port::ACK.to_owned());
     let send_ack = |node: &mut DoraNode, h: &FrameHeader| {
         let (params, array) = encode_ack(h);
         // The replay node may already have finished; a failed ack is not an error.
@@ -157,16 +156,16 @@ pub fn run(
     while let Some(event) = events.recv() {
         let (id, metadata, data) = match event {
             Event::Input { id, metadata, data } => (id, metadata, data),
-            Event::InputClosed { id } if id.as_str() == "result" => break,
+            Event::InputClosed { id } if id.as_str() == port::RESULT => break,
             _ => continue,
         };
         match id.as_str() {
-            "tick" => {
+            port::TICK => {
                 if let Some(h) = &last_written {
                     send_ack(&mut node, h);
                 }
             }
-            "result" => match decode_result(&metadata.parameters, data.as_array().as_ref()) {
+            port::RESULT => match decode_result(&metadata.parameters, data.as_array().as_ref()) {
                 Ok(r) => {
                     if last_written.is_none_or(|l| r.header.index > l.index) {
                         waiting.insert(r.header.index, r);

@@ -6,10 +6,10 @@
 //! Every input whose id starts with `detections` is merged (`detections`, or `detections_0` …
 //! `detections_{N-1}` for N infer processes splitting frames between them). Because the merge
 //! is by frame index, the output bytes do not depend on how many infer processes there are or
-//! how their results interleave. `VIGIL_ORDER=strict` (replay) waits for every frame.
+//! how their results interleave. In `strict` order (replay) it waits for every frame.
 //!
 //! `live` (default) also takes the camera's `frame` input and never waits on the detector for
-//! long: a frame whose detections have not come once a frame `VIGIL_COAST_AFTER_MS` newer was
+//! long: a frame whose detections have not come once a frame `tracker.coast_after_ms` newer was
 //! seen (or a few later ones are done) goes out as `missing`, its tracks predicted at their last
 //! velocity and marked coasting. So the output keeps its pace while infer is down or restarting.
 
@@ -17,6 +17,7 @@ use dora_node_api::dora_core::config::DataId;
 use dora_node_api::{DoraArray, DoraNode, Event, EventStream};
 use eyre::WrapErr;
 use std::collections::VecDeque;
+use vigil_config::topology::{self, Order, port};
 use vigil_msg::config::{ConfigError, Lookup};
 
 use vigil_msg::{DetectionsMsg, FrameHeader, Latency, ResultMsg, decode_detections};
@@ -32,50 +33,38 @@ pub struct Config {
     pub coast_after_ns: u64,
 }
 
-/// `VIGIL_COAST_AFTER_MS` unless set.
-pub const DEFAULT_COAST_AFTER_MS: u64 = 250;
-
 /// Frames that may wait behind a missing one in live mode.
 const LIVE_HOLD: usize = 3;
 
 impl Config {
-    pub fn from_lookup(l: &impl Lookup) -> Result<Self, ConfigError> {
-        let d = TrackerConfig::default();
-        let iou: f32 = l.parse_or("VIGIL_TRACK_IOU", d.iou_threshold)?;
-        if !(0.0..=1.0).contains(&iou) {
-            return Err(ConfigError::new(
-                "VIGIL_TRACK_IOU",
-                &iou.to_string(),
-                "expected 0..=1",
-            ));
-        }
-        let hold = match l.get("VIGIL_ORDER").unwrap_or_default().as_str() {
-            "" | "live" => Some(LIVE_HOLD),
-            "strict" => None,
-            other => {
-                return Err(ConfigError::new(
-                    "VIGIL_ORDER",
-                    other,
-                    "expected strict or live",
-                ));
-            }
-        };
-        Ok(Self {
+    /// The `tracker` section, released in `order` (a graph fact).
+    #[must_use]
+    pub fn new(t: &vigil_config::Tracker, order: Order) -> Self {
+        Self {
             tracker: TrackerConfig {
-                iou_threshold: iou,
-                max_age: l.parse_or("VIGIL_MAX_AGE", d.max_age)?,
-                max_coast: l.parse_or("VIGIL_MAX_COAST", d.max_coast)?,
+                iou_threshold: t.iou_threshold.get(),
+                max_age: t.max_age,
+                max_coast: t.max_coast,
             },
-            hold,
-            coast_after_ns: l
-                .parse_or("VIGIL_COAST_AFTER_MS", DEFAULT_COAST_AFTER_MS)?
-                .saturating_mul(1_000_000),
-        })
+            hold: match order {
+                Order::Live => Some(LIVE_HOLD),
+                Order::Strict => None,
+            },
+            coast_after_ns: t.coast_after_ms.saturating_mul(1_000_000),
+        }
+    }
+
+    /// The order this graph asks for (`VIGIL_ORDER`; live when unset).
+    pub fn order(l: &impl Lookup) -> Result<Order, ConfigError> {
+        l.parse_or(topology::env::ORDER, Order::Live)
     }
 }
 
 pub fn main() -> eyre::Result<()> {
-    let cfg = Config::from_lookup(&vigil_msg::config::env_lookup())?;
+    let cfg = Config::new(
+        &vigil_config::from_env()?.tracker,
+        Config::order(&vigil_msg::config::env_lookup())?,
+    );
     let (node, events) = DoraNode::init_from_env().wrap_err("track: connecting to dora")?;
     run(&cfg, node, events)
 }
@@ -84,12 +73,12 @@ pub fn main() -> eyre::Result<()> {
 const RESEND_CACHE: usize = 64;
 
 /// The frame order in force: strict reorder by index, or live with coasting.
-enum Order {
+enum Release {
     Strict(Reorder<DetectionsMsg>),
     Live(LiveOrder<FrameHeader, DetectionsMsg>),
 }
 
-impl Order {
+impl Release {
     /// Takes one message; returns false for a duplicate or late detection.
     fn push(&mut self, id: &str, header: FrameHeader, dets: Option<DetectionsMsg>) -> bool {
         match (self, dets) {
@@ -139,11 +128,11 @@ fn released(
 pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::Result<()> {
     let mut tracker = Tracker::new(cfg.tracker);
     let mut order = match cfg.hold {
-        None => Order::Strict(Reorder::new(None)),
-        Some(hold) => Order::Live(LiveOrder::new(cfg.coast_after_ns, hold)),
+        None => Release::Strict(Reorder::new(None)),
+        Some(hold) => Release::Live(LiveOrder::new(cfg.coast_after_ns, hold)),
     };
     let mut sent: VecDeque<ResultMsg> = VecDeque::with_capacity(RESEND_CACHE);
-    let output = DataId::from("result".to_owned());
+    let output = DataId::from(port::RESULT.to_owned());
     let (mut bad, mut duplicates) = (0u64, 0u64);
     let emit = |node: &mut DoraNode, msg: &ResultMsg| {
         let (params, array) = msg.encode();
@@ -155,9 +144,9 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
             continue;
         };
         let array = data.as_array();
-        let decoded = if id.as_str().starts_with("detections") {
+        let decoded = if id.as_str().starts_with(port::DETECTIONS) {
             decode_detections(&metadata.parameters, array.as_ref()).map(|d| (d.header, Some(d)))
-        } else if id.as_str() == "frame" {
+        } else if id.as_str() == port::FRAME {
             FrameHeader::from_params(&metadata.parameters).map(|h| (h, None))
         } else {
             continue;
@@ -190,8 +179,8 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
         emit(&mut node, &step(&mut tracker, header, dets))?;
     }
     let (skipped, missing, late) = match &order {
-        Order::Strict(r) => (r.skipped(), 0, 0),
-        Order::Live(l) => (0, l.missing(), l.late()),
+        Release::Strict(r) => (r.skipped(), 0, 0),
+        Release::Live(l) => (0, l.missing(), l.late()),
     };
     tracing::info!(bad, duplicates, skipped, missing, late, "track finished");
     Ok(())
@@ -224,14 +213,16 @@ mod tests {
 
     #[test]
     fn config_defaults_and_bounds() {
-        let c = Config::from_lookup(&|_: &str| None).expect("defaults");
+        let t = vigil_config::Tracker::default();
+        let c = Config::new(&t, Config::order(&|_: &str| None).expect("defaults"));
         assert_eq!(
-            (c.hold, c.tracker),
-            (Some(LIVE_HOLD), TrackerConfig::default())
+            (c.hold, c.tracker, c.coast_after_ns),
+            (Some(LIVE_HOLD), TrackerConfig::default(), 250_000_000)
         );
-        let strict = |k: &str| (k == "VIGIL_ORDER").then(|| "strict".to_owned());
-        assert_eq!(Config::from_lookup(&strict).expect("strict").hold, None);
-        let bad = |k: &str| (k == "VIGIL_TRACK_IOU").then(|| "2".to_owned());
-        assert!(Config::from_lookup(&bad).is_err());
+        let strict = |k: &str| (k == topology::env::ORDER).then(|| "strict".to_owned());
+        let order = Config::order(&strict).expect("strict");
+        assert_eq!(Config::new(&t, order).hold, None);
+        let bad = |k: &str| (k == topology::env::ORDER).then(|| "sorted".to_owned());
+        assert!(Config::order(&bad).is_err());
     }
 }

@@ -22,9 +22,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use vigil_detect::{
     BBox, Detection, Layout, NmsConfig, OutputTensor, PostprocessConfig, TensorLayout, decode, nms,
-    postprocess,
 };
-use vigil_infer::{Backend, OrtBackend, OrtConfig, Provider};
+use vigil_infer::{Backend, Detector, OrtBackend, OrtConfig, Provider};
 use vigil_vision::{ColorFormat, PreprocessConfig, Preprocessor};
 
 fn root() -> PathBuf {
@@ -355,8 +354,7 @@ fn run_frame(
 ) -> Vec<Detection> {
     let mut t = Vec::new();
     let lb = pre.run_jpeg(jpeg, &mut t).expect("preprocesses");
-    let outs = be.run(&pre.config().shape(), &t).expect("runs");
-    let cfg = PostprocessConfig {
+    let post = PostprocessConfig {
         layout: Some(layout),
         threshold,
         nms: NmsConfig {
@@ -366,7 +364,10 @@ fn run_frame(
             classes: std::collections::BTreeMap::new(),
         },
     };
-    postprocess(&outs, &cfg, &lb).expect("decodes")
+    // The per-frame core the infer node runs.
+    Detector::new(be, post)
+        .detect(&pre.config().shape(), &t, &lb)
+        .expect("detects")
 }
 
 #[test]

@@ -180,88 +180,59 @@ fn a_torn_recording_replays_every_complete_frame() {
     assert_eq!(lines(&out).len(), frames);
 }
 
-#[test]
-fn bad_config_is_an_error_naming_the_key() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("vigil.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "model:\n  path: {}\npostprocess:\n  conf_treshold: 0.3\n",
-            root().join("models/centernet_mb3_coco.onnx").display()
-        ),
-    )
-    .expect("write");
+/// Replays the sample with `yaml` as its vigil.yml (in `dir`, which the replay's work folder
+/// and output go in too) and expects it to fail: returns stderr.
+fn failing_replay_with_config(dir: &Path, yaml: &str) -> String {
+    let cfg = dir.join("vigil.yml");
+    std::fs::write(&cfg, yaml).expect("write");
     let out = vigil()
         .args(["replay", "recordings/vtest-100.mcap", "-o"])
-        .arg(dir.path().join("o.jsonl"))
+        .arg(dir.join("o.jsonl"))
         .arg("--config")
         .arg(&cfg)
+        .arg("--workdir")
+        .arg(dir.join("work"))
         .current_dir(root())
         .output()
         .expect("runs");
-    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{stderr}");
+    stderr
+}
+
+#[test]
+fn bad_config_is_an_error_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = root().join("models/centernet_mb3_coco.onnx");
+    let yaml = format!(
+        "model:\n  path: {}\npostprocess:\n  conf_treshold: 0.3\n",
+        model.display()
+    );
+    let stderr = failing_replay_with_config(dir.path(), &yaml);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("conf_treshold"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("conf_treshold") && stderr.contains("line 4"),
+        "{stderr}"
     );
 }
 
 #[test]
 fn a_model_that_cannot_be_opened_fails_the_replay_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("vigil.yml");
-    std::fs::write(
-        &cfg,
-        "model:\n  path: missing.onnx\npreprocess: {net_w: 512, net_h: 512, layout: nhwc}\n",
-    )
-    .expect("write");
-    let out = vigil()
-        .args(["replay", "recordings/vtest-100.mcap", "-o"])
-        .arg(dir.path().join("o.jsonl"))
-        .arg("--config")
-        .arg(&cfg)
-        .current_dir(root())
-        .output()
-        .expect("runs");
-    assert!(
-        !out.status.success(),
-        "a replay whose infer node cannot start must fail"
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("missing.onnx"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let yaml = "model:\n  path: missing.onnx\npreprocess: {net_w: 512, net_h: 512, layout: nhwc}\n";
+    let stderr = failing_replay_with_config(dir.path(), yaml);
+    assert!(stderr.contains("missing.onnx"), "{stderr}");
 }
 
 #[test]
 fn a_decoder_that_cannot_read_the_model_fails_before_dora_starts() {
     // DeepStream-Yolo's parser (`boxes`, [1, N, 6]) in front of a raw Ultralytics export.
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("vigil.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "model:\n  path: {}\n  decoder: boxes\npreprocess: {{net_w: 320, net_h: 320}}\n",
-            root().join("models/nudenet_yolov8n_320n.onnx").display()
-        ),
-    )
-    .expect("write");
-    let work = dir.path().join("work");
-    let out = vigil()
-        .args(["replay", "recordings/vtest-100.mcap", "-o"])
-        .arg(dir.path().join("o.jsonl"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--workdir")
-        .arg(&work)
-        .current_dir(root())
-        .output()
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let model = root().join("models/nudenet_yolov8n_320n.onnx");
+    let yaml = format!(
+        "model:\n  path: {}\n  decoder: boxes\npreprocess: {{net_w: 320, net_h: 320}}\n",
+        model.display()
+    );
+    let stderr = failing_replay_with_config(dir.path(), &yaml);
     assert!(
         stderr.contains("decoder `boxes` cannot read this model")
             && stderr.contains("[1, N, 6]")
@@ -269,11 +240,15 @@ fn a_decoder_that_cannot_read_the_model_fails_before_dora_starts() {
         "{stderr}"
     );
     assert!(
-        !work.join("replay.yml").exists() && !dir.path().join("o.jsonl").exists(),
+        !dir.path().join("work/replay.yml").exists() && !dir.path().join("o.jsonl").exists(),
         "nothing started"
     );
     // `vigil check` says the same of the same file, and passes the project's own.
-    let check = vigil().arg("check").arg(&cfg).output().expect("runs");
+    let check = vigil()
+        .arg("check")
+        .arg(dir.path().join("vigil.yml"))
+        .output()
+        .expect("runs");
     assert!(!check.status.success());
     assert!(String::from_utf8_lossy(&check.stderr).contains("decoder `boxes`"));
     let ok = vigil()

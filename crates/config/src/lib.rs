@@ -99,6 +99,7 @@ impl Decoder {
 #[serde(deny_unknown_fields, default)]
 pub struct Model {
     pub path: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<PathBuf>,
     pub provider: Provider,
     /// Intra-op threads; 0 lets ONNX Runtime choose.
@@ -133,8 +134,11 @@ pub enum Device {
 pub struct Preprocess {
     /// Network input size and layout: from the model; needed here only when the model leaves
     /// them dynamic (and, when given for a model that fixes them, they must agree).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub net_w: Option<NetSize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub net_h: Option<NetSize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub layout: Option<TensorLayout>,
     pub color: ColorFormat,
     pub scale: f32,

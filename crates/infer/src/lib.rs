@@ -3,11 +3,13 @@
 //! the setup step installs, found without any variable set by hand) and picks its execution
 //! provider from config.
 
+mod detector;
 pub mod device;
 mod library;
 
 use std::path::{Path, PathBuf};
 
+pub use detector::{Detector, FrameError};
 pub use library::find_onnxruntime;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -117,6 +119,19 @@ pub trait Backend {
     fn outputs(&self) -> &[OutputShape];
     /// Runs one tensor of `shape` and returns every output, in the model's order.
     fn run(&mut self, shape: &[usize], data: &[f32]) -> Result<Vec<OutputTensor>, InferError>;
+}
+
+/// A borrowed backend is one too, so a [`Detector`] can be made around one for a while.
+impl<B: Backend + ?Sized> Backend for &mut B {
+    fn input(&self) -> &InputSpec {
+        (**self).input()
+    }
+    fn outputs(&self) -> &[OutputShape] {
+        (**self).outputs()
+    }
+    fn run(&mut self, shape: &[usize], data: &[f32]) -> Result<Vec<OutputTensor>, InferError> {
+        (**self).run(shape, data)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

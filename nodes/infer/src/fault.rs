@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use vigil_detect::{OutputShape, OutputTensor};
+use vigil_infer::{Backend, InferError, InputSpec};
+
 /// One way to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -127,6 +130,75 @@ mod tests {
         assert!("".parse::<FaultPlan>().expect("empty").is_empty());
         for bad in ["abort", "melt@3", "abort@x", "abort@1,segv@1"] {
             assert!(bad.parse::<FaultPlan>().is_err(), "{bad}");
+        }
+    }
+}
+
+/// Fault injection around a backend: the fault planned for the current frame happens inside
+/// `run`, where a real one would, so everything around it (the watchdog, the sticky-error
+/// exit, NaN rejection) meets it as it would meet the real thing.
+#[derive(Debug)]
+pub struct Faulty<B> {
+    inner: B,
+    plan: FaultPlan,
+    /// The frame the previous process died on: its fatal fault is not repeated.
+    died_at: Option<u64>,
+    seq: u64,
+}
+
+impl<B> Faulty<B> {
+    pub fn new(inner: B, plan: FaultPlan, died_at: Option<u64>) -> Self {
+        Self {
+            inner,
+            plan,
+            died_at,
+            seq: 0,
+        }
+    }
+
+    /// The frame the next `run` is for.
+    pub fn set_frame(&mut self, seq: u64) {
+        self.seq = seq;
+    }
+}
+
+impl<B: Backend> Backend for Faulty<B> {
+    fn input(&self) -> &InputSpec {
+        self.inner.input()
+    }
+
+    fn outputs(&self) -> &[OutputShape] {
+        self.inner.outputs()
+    }
+
+    fn run(&mut self, shape: &[usize], data: &[f32]) -> Result<Vec<OutputTensor>, InferError> {
+        let fault = self.plan.at(self.seq, self.died_at);
+        if let Some(f) = fault {
+            tracing::warn!(seq = self.seq, fault = %f, "infer: injecting fault");
+        }
+        match fault {
+            Some(Fault::Abort) => std::process::abort(),
+            Some(Fault::Segv) => crate::last_words::segfault(),
+            Some(Fault::Hang) => loop {
+                std::thread::sleep(std::time::Duration::from_hours(1));
+            },
+            Some(Fault::Sticky) => Err(InferError::StickyDevice(
+                "injected fault: CUDA error 700 cudaErrorIllegalAddress: an illegal memory access was encountered".into(),
+            )),
+            Some(Fault::Garbage) => self.inner.run(shape, data).map(|mut outs| {
+                poison(&mut outs);
+                outs
+            }),
+            None => self.inner.run(shape, data),
+        }
+    }
+}
+
+/// What a broken device hands back: NaN and inf everywhere.
+fn poison(outputs: &mut [OutputTensor]) {
+    for o in outputs {
+        for (i, v) in o.data.iter_mut().enumerate() {
+            *v = if i % 2 == 0 { f32::NAN } else { f32::INFINITY };
         }
     }
 }

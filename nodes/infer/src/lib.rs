@@ -14,7 +14,7 @@
 
 pub mod fault;
 pub mod last_words;
-mod watchdog;
+pub mod watchdog;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,15 +25,13 @@ use dora_node_api::{DoraArray, DoraNode, Event, EventStream};
 use eyre::WrapErr;
 use vigil_config::topology::port;
 use vigil_config::{ModelFacts, Resolved, Unit};
-use vigil_detect::{
-    ClassAttrs, NmsConfig, OutputTensor, PostprocessConfig, decoded_outputs, postprocess,
-};
-use vigil_infer::{Backend, InferError, OrtBackend, OrtConfig};
-use vigil_msg::{DetectionsMsg, StatusMsg, decode_tensor};
+use vigil_detect::{ClassAttrs, NmsConfig, PostprocessConfig};
+use vigil_infer::{Backend, Detector, FrameError, OrtBackend, OrtConfig};
+use vigil_msg::{DetectionsMsg, StatusMsg, TensorMsg, decode_tensor};
 
-pub use fault::{Fault, FaultPlan};
+pub use fault::{Fault, FaultPlan, Faulty};
 pub use last_words::{EXIT_STICKY_DEVICE, EXIT_WATCHDOG, LastWords};
-use watchdog::Watchdog;
+pub use watchdog::{Watchdog, Watched};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -109,88 +107,76 @@ pub fn main() -> eyre::Result<()> {
         LastWords::arm(&cfg.last_words)
             .wrap_err_with(|| format!("infer: arming {}", cfg.last_words.display()))?,
     );
-    let mut backend = OrtBackend::load(&cfg.ort)?;
+    let backend = OrtBackend::load(&cfg.ort)?;
     // The same checks as before the dataflow started, on the model as this process opened it.
     let resolved = Resolved::from_facts(config, ModelFacts::of(&backend))?;
     cfg.post.layout = Some(resolved.decoder);
-    warm_up(&mut backend);
-    tracing::info!(input = ?backend.input(), provider = ?cfg.ort.provider, decoder = resolved.decoder.name(), "model loaded");
     let watchdog = cfg
         .deadline
         .map(|d| Watchdog::start(d, words.clone()))
         .transpose()
         .wrap_err("infer: starting the watchdog")?;
     let died_at = previous.as_ref().map(|p| p.seq);
-    send_status(
-        &mut node,
-        &StatusMsg::Started {
-            pid: std::process::id(),
-            previous,
-        },
-    )?;
-    let mut run = Run {
-        cfg: &cfg,
-        words: &words,
-        watchdog: watchdog.as_ref(),
-        died_at,
-        rejected: 0,
-    };
-    run.events(backend, node, events)
-}
-
-/// One inference on zeros, so the first real frame does not pay for lazy initialisation (and
-/// a restarted node is back at full speed at once). Skipped for dynamic input sizes.
-fn warm_up(backend: &mut impl Backend) {
-    let shape: Vec<usize> = backend
-        .input()
-        .shape
-        .iter()
-        .map(|&d| usize::try_from(d).unwrap_or(0))
-        .collect();
-    if shape.iter().all(|&d| d > 0) {
-        let zeros = vec![0.0f32; shape.iter().product()];
-        if let Err(e) = backend.run(&shape, &zeros) {
-            tracing::warn!(error = %e, "infer: warm-up run failed");
-        }
+    let faulty = Faulty::new(backend, cfg.faults.clone(), died_at);
+    let mut detector = Detector::new(Watched::new(faulty, watchdog), cfg.post.clone());
+    if let Err(e) = detector.warm_up() {
+        tracing::warn!(error = %e, "infer: warm-up run failed");
     }
-}
-
-fn send_status(node: &mut DoraNode, status: &StatusMsg) -> eyre::Result<()> {
-    let (params, array) = status.encode();
+    tracing::info!(input = ?detector.backend().input(), provider = ?cfg.ort.provider, decoder = resolved.decoder.name(), "model loaded");
+    let (params, array) = StatusMsg::Started {
+        pid: std::process::id(),
+        previous,
+    }
+    .encode();
     node.send_output(
         DataId::from(port::STATUS.to_owned()),
         params,
         DoraArray::from(array),
     )
-    .wrap_err("infer: sending status")
+    .wrap_err("infer: sending status")?;
+    let mut run = Run::new(Some(&words));
+    run.events(&mut detector, node, events)
 }
 
-struct Run<'a> {
-    cfg: &'a Config,
-    words: &'a LastWords,
-    watchdog: Option<&'a Watchdog>,
-    /// The frame the previous process died on.
-    died_at: Option<u64>,
+/// What one tensor message turns into: its detections, and a status when it was rejected.
+#[derive(Debug)]
+pub struct Outcome {
+    pub detections: DetectionsMsg,
+    pub status: Option<StatusMsg>,
+}
+
+/// The node's loop state, apart from dora: tensors in, messages out.
+pub struct Run<'a> {
+    /// Where a sticky device error is written before the process exits (`None` in tests,
+    /// where a sticky error panics instead).
+    words: Option<&'a LastWords>,
+    inferred: u64,
+    failed: u64,
     rejected: u64,
+    first_error: Option<String>,
 }
 
-/// Why a frame got no detections.
-enum Failure {
-    /// NaN or inf in the tensor or the outputs.
-    NonFinite(&'static str),
-    Other(String),
-}
+impl<'a> Run<'a> {
+    #[must_use]
+    pub fn new(words: Option<&'a LastWords>) -> Self {
+        Self {
+            words,
+            inferred: 0,
+            failed: 0,
+            rejected: 0,
+            first_error: None,
+        }
+    }
 
-impl Run<'_> {
-    fn events(
+    fn events<B: Backend>(
         &mut self,
-        mut backend: impl Backend,
+        detector: &mut Detector<Watched<Faulty<B>>>,
         mut node: DoraNode,
         mut events: EventStream,
     ) -> eyre::Result<()> {
-        let output = DataId::from(port::DETECTIONS.to_owned());
-        let (mut failed, mut inferred) = (0u64, 0u64);
-        let mut first_error: Option<String> = None;
+        let detections = DataId::from(port::DETECTIONS.to_owned());
+        let status = DataId::from(port::STATUS.to_owned());
+        let mut malformed = 0u64;
         while let Some(event) = events.recv() {
             let Event::Input { id, metadata, data } = event else {
                 if matches!(event, Event::Stop(_)) {
@@ -204,131 +190,210 @@ impl Run<'_> {
             let tensor = match decode_tensor(&metadata.parameters, data.as_array().as_ref()) {
                 Ok(t) => t,
                 Err(e) => {
-                    failed += 1;
-                    tracing::error!(error = %e, failed, "infer: dropping malformed tensor message");
+                    malformed += 1;
+                    tracing::error!(error = %e, malformed, "infer: dropping malformed tensor message");
                     continue;
                 }
             };
-            let mut msg = DetectionsMsg {
+            let out = self.on_tensor(detector, &tensor);
+            if let Some(s) = &out.status {
+                let (params, array) = s.encode();
+                node.send_output(status.clone(), params, DoraArray::from(array))
+                    .wrap_err("infer: sending status")?;
+            }
+            let (params, array) = out.detections.encode();
+            node.send_output(detections.clone(), params, DoraArray::from(array))
+                .wrap_err("infer: sending detections")?;
+        }
+        self.finish(malformed)
+    }
+
+    /// One tensor: its detections (none, not inferred, for a skipped frame or a failed one).
+    /// Fatal faults, injected or real, end the process from in here.
+    pub fn on_tensor<B: Backend>(
+        &mut self,
+        detector: &mut Detector<Watched<Faulty<B>>>,
+        tensor: &TensorMsg<'_>,
+    ) -> Outcome {
+        let mut out = Outcome {
+            detections: DetectionsMsg {
                 header: tensor.header,
                 inferred: false,
                 detections: Vec::new(),
                 latency: tensor.latency,
-            };
-            if !tensor.is_skipped() {
-                let started = Instant::now();
-                match self.infer(&mut backend, &tensor) {
-                    Ok(dets) => {
-                        inferred += 1;
-                        (msg.inferred, msg.detections) = (true, dets);
-                    }
-                    Err(Failure::NonFinite(what)) => {
-                        self.rejected += 1;
-                        tracing::error!(
-                            seq = tensor.header.seq,
-                            rejected = self.rejected,
-                            "infer: {what} holds NaN or inf; frame rejected"
-                        );
-                        send_status(
-                            &mut node,
-                            &StatusMsg::Rejected {
-                                header: tensor.header,
-                                total: self.rejected,
-                            },
-                        )?;
-                    }
-                    Err(Failure::Other(e)) => {
-                        failed += 1;
-                        first_error.get_or_insert_with(|| e.clone());
-                        tracing::error!(seq = tensor.header.seq, error = %e, failed, "infer: frame has no detections");
-                    }
-                }
-                msg.latency.infer_us = u32::try_from(started.elapsed().as_micros())
-                    .unwrap_or(u32::MAX)
-                    .max(1);
-            }
-            let (params, array) = msg.encode();
-            node.send_output(output.clone(), params, DoraArray::from(array))
-                .wrap_err("infer: sending detections")?;
+            },
+            status: None,
+        };
+        if tensor.is_skipped() {
+            return out;
         }
-        tracing::info!(failed, inferred, rejected = self.rejected, "infer finished");
-        // A run in which no frame could be inferred is a failure, not an empty result.
-        let attempted = inferred + failed + self.rejected;
+        let seq = tensor.header.seq;
+        let started = Instant::now();
+        LastWords::working_on(seq);
+        detector.backend_mut().inner_mut().set_frame(seq);
+        match detector.detect(&tensor.shape, tensor.data, &tensor.letterbox) {
+            Ok(dets) => {
+                self.inferred += 1;
+                (out.detections.inferred, out.detections.detections) = (true, dets);
+            }
+            Err(FrameError::NonFinite(what)) => {
+                self.rejected += 1;
+                self.first_error
+                    .get_or_insert_with(|| format!("{what} holds NaN or inf"));
+                tracing::error!(
+                    seq,
+                    rejected = self.rejected,
+                    "infer: {what} holds NaN or inf; frame rejected"
+                );
+                out.status = Some(StatusMsg::Rejected {
+                    header: tensor.header,
+                    total: self.rejected,
+                });
+            }
+            Err(FrameError::Backend(e)) if e.is_sticky() => {
+                tracing::error!(seq, error = %e, "infer: sticky device error; exiting for a clean restart");
+                match self.words {
+                    Some(w) => w.exit(EXIT_STICKY_DEVICE),
+                    None => panic!("sticky device error in a test: {e}"),
+                }
+            }
+            Err(e) => {
+                self.failed += 1;
+                self.first_error.get_or_insert_with(|| e.to_string());
+                tracing::error!(seq, error = %e, failed = self.failed, "infer: frame has no detections");
+            }
+        }
+        out.detections.latency.infer_us = u32::try_from(started.elapsed().as_micros())
+            .unwrap_or(u32::MAX)
+            .max(1);
+        out
+    }
+
+    /// The end of the stream: a run in which no frame could be inferred is a failure, not an
+    /// empty result.
+    fn finish(&self, malformed: u64) -> eyre::Result<()> {
+        let (inferred, failed, rejected) = (self.inferred, self.failed, self.rejected);
+        tracing::info!(inferred, failed, rejected, malformed, "infer finished");
+        let attempted = inferred + failed + rejected;
         if attempted > 0 && inferred == 0 {
-            let why = first_error.unwrap_or_else(|| "NaN or inf in the tensor or outputs".into());
+            let why = self.first_error.as_deref().unwrap_or("unknown");
             eyre::bail!(
                 "infer: none of the {attempted} frames could be inferred; the first error: {why}"
             );
         }
         Ok(())
     }
-
-    /// Runs one tensor. Fatal faults, injected or real, end the process from in here.
-    fn infer(
-        &self,
-        backend: &mut impl Backend,
-        tensor: &vigil_msg::TensorMsg<'_>,
-    ) -> Result<Vec<vigil_detect::Detection>, Failure> {
-        let seq = tensor.header.seq;
-        LastWords::working_on(seq);
-        if !tensor.data.iter().all(|v| v.is_finite()) {
-            return Err(Failure::NonFinite("input tensor"));
-        }
-        let fault = self.cfg.faults.at(seq, self.died_at);
-        if let Some(f) = fault {
-            tracing::warn!(seq, fault = %f, "infer: injecting fault");
-        }
-        if let Some(w) = self.watchdog {
-            w.arm();
-        }
-        let outputs = match fault {
-            Some(Fault::Abort) => std::process::abort(),
-            Some(Fault::Segv) => last_words::segfault(),
-            Some(Fault::Hang) => loop {
-                std::thread::sleep(Duration::from_hours(1));
-            },
-            Some(Fault::Sticky) => Err(InferError::StickyDevice(
-                "injected fault: CUDA error 700 cudaErrorIllegalAddress: an illegal memory access was encountered".into(),
-            )),
-            Some(Fault::Garbage) => backend.run(&tensor.shape, tensor.data).map(|mut outs| {
-                poison(&mut outs);
-                outs
-            }),
-            None => backend.run(&tensor.shape, tensor.data),
-        };
-        if let Some(w) = self.watchdog {
-            w.disarm();
-        }
-        let outputs = match outputs {
-            Ok(o) => o,
-            Err(e) if e.is_sticky() => {
-                tracing::error!(seq, error = %e, "infer: sticky device error; exiting for a clean restart");
-                self.words.exit(EXIT_STICKY_DEVICE)
-            }
-            Err(e) => return Err(Failure::Other(e.to_string())),
-        };
-        // Only what the decoder reads: a model's other outputs (heatmaps) can be large.
-        let read = decoded_outputs(&outputs, self.cfg.post.layout);
-        if !read.iter().all(|o| o.data.iter().all(|v| v.is_finite())) {
-            return Err(Failure::NonFinite("model output"));
-        }
-        postprocess(&outputs, &self.cfg.post, &tensor.letterbox)
-            .map_err(|e| Failure::Other(e.to_string()))
-    }
-}
-
-/// What a broken device hands back: NaN and inf everywhere.
-fn poison(outputs: &mut [OutputTensor]) {
-    for o in outputs {
-        for (i, v) in o.data.iter_mut().enumerate() {
-            *v = if i % 2 == 0 { f32::NAN } else { f32::INFINITY };
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A model whose one output is a `[1, 1, 6]` box scoring the tensor's first value; a
+    /// first value of -1 makes the run fail.
+    struct Echo(vigil_infer::InputSpec);
+
+    impl Backend for Echo {
+        fn input(&self) -> &vigil_infer::InputSpec {
+            &self.0
+        }
+        fn outputs(&self) -> &[vigil_detect::OutputShape] {
+            &[]
+        }
+        fn run(
+            &mut self,
+            _: &[usize],
+            data: &[f32],
+        ) -> Result<Vec<vigil_detect::OutputTensor>, vigil_infer::InferError> {
+            if data[0] < 0.0 {
+                return Err(vigil_infer::InferError::Run("the model fell over".into()));
+            }
+            Ok(vec![vigil_detect::OutputTensor {
+                name: "out".into(),
+                shape: vec![1, 1, 6],
+                data: vec![1.0, 1.0, 3.0, 3.0, data[0], 0.0],
+            }])
+        }
+    }
+
+    fn tensor(seq: u64, data: &[f32]) -> TensorMsg<'_> {
+        TensorMsg {
+            header: vigil_msg::FrameHeader {
+                seq,
+                index: seq,
+                timestamp_ns: seq * 1000,
+                width: 4,
+                height: 4,
+            },
+            letterbox: vigil_detect::Letterbox::fit(4, 4, 4, 4, false, false),
+            shape: vec![1, 4, 4, 3],
+            layout: vigil_detect::TensorLayout::Nhwc,
+            data,
+            latency: vigil_msg::Latency::default(),
+        }
+    }
+
+    #[test]
+    fn the_loop_infers_rejects_and_counts_without_dora() {
+        let echo = Echo(vigil_infer::InputSpec {
+            name: "x".into(),
+            shape: vec![1, 4, 4, 3],
+            layout: vigil_detect::TensorLayout::Nhwc,
+            size: Some((4, 4)),
+        });
+        let plan: FaultPlan = "garbage@4".parse().expect("plan");
+        let mut detector = Detector::new(
+            Watched::new(Faulty::new(echo, plan, None), None),
+            PostprocessConfig::default(),
+        );
+        let mut run = Run::new(None);
+        let mut data = vec![0.9f32; 48];
+
+        let out = run.on_tensor(&mut detector, &tensor(0, &data));
+        assert!(out.detections.inferred && out.status.is_none());
+        assert_eq!(out.detections.detections.len(), 1);
+        assert!(out.detections.latency.infer_us > 0);
+
+        let skipped = run.on_tensor(&mut detector, &tensor(1, &[]));
+        assert!(!skipped.detections.inferred && skipped.detections.detections.is_empty());
+
+        data[5] = f32::NAN;
+        let nan = run.on_tensor(&mut detector, &tensor(2, &data));
+        assert!(!nan.detections.inferred);
+        assert!(matches!(
+            nan.status,
+            Some(StatusMsg::Rejected { total: 1, .. })
+        ));
+
+        data[5] = 0.9;
+        data[0] = -1.0;
+        let failed = run.on_tensor(&mut detector, &tensor(3, &data));
+        assert!(!failed.detections.inferred && failed.status.is_none());
+
+        data[0] = 0.9;
+        let garbage = run.on_tensor(&mut detector, &tensor(4, &data));
+        assert!(matches!(
+            garbage.status,
+            Some(StatusMsg::Rejected { total: 2, .. })
+        ));
+        assert_eq!((run.inferred, run.failed, run.rejected), (1, 1, 2));
+        run.finish(0).expect("one frame inferred: a success");
+    }
+
+    #[test]
+    fn a_run_that_inferred_nothing_fails_naming_the_first_error() {
+        let mut run = Run::new(None);
+        run.failed = 3;
+        run.first_error = Some("the model fell over".into());
+        let err = run.finish(0).expect_err("nothing inferred").to_string();
+        assert!(
+            err.contains("none of the 3 frames") && err.contains("the model fell over"),
+            "{err}"
+        );
+        Run::new(None)
+            .finish(0)
+            .expect("no frame attempted is no failure");
+    }
 
     #[test]
     fn the_node_reads_its_sections_of_vigil_yml() {

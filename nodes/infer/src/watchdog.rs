@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use vigil_detect::{OutputShape, OutputTensor};
+use vigil_infer::{Backend, InferError, InputSpec};
+
 use crate::last_words::{EXIT_WATCHDOG, LastWords};
 
 /// Arms and disarms around each inference.
@@ -59,5 +62,43 @@ impl Watchdog {
 
     pub fn disarm(&self) {
         self.started.store(0, Ordering::Release);
+    }
+}
+
+/// A backend with the watchdog armed for the length of each run (none: no deadline).
+#[derive(Debug)]
+pub struct Watched<B> {
+    inner: B,
+    dog: Option<Watchdog>,
+}
+
+impl<B> Watched<B> {
+    pub fn new(inner: B, dog: Option<Watchdog>) -> Self {
+        Self { inner, dog }
+    }
+
+    pub fn inner_mut(&mut self) -> &mut B {
+        &mut self.inner
+    }
+}
+
+impl<B: Backend> Backend for Watched<B> {
+    fn input(&self) -> &InputSpec {
+        self.inner.input()
+    }
+
+    fn outputs(&self) -> &[OutputShape] {
+        self.inner.outputs()
+    }
+
+    fn run(&mut self, shape: &[usize], data: &[f32]) -> Result<Vec<OutputTensor>, InferError> {
+        if let Some(d) = &self.dog {
+            d.arm();
+        }
+        let result = self.inner.run(shape, data);
+        if let Some(d) = &self.dog {
+            d.disarm();
+        }
+        result
     }
 }

@@ -133,6 +133,72 @@ pub fn main() -> eyre::Result<()> {
     run(&cfg, &labels, node, events)
 }
 
+/// The sink apart from dora: results in any order (duplicates too), JSON lines out strictly
+/// by frame index, and what to acknowledge.
+pub struct Lines<'a, W> {
+    out: W,
+    labels: &'a [String],
+    waiting: BTreeMap<u64, ResultMsg>,
+    last_written: Option<FrameHeader>,
+    written: u64,
+}
+
+impl<'a, W: Write> Lines<'a, W> {
+    pub fn new(out: W, labels: &'a [String]) -> Self {
+        Self {
+            out,
+            labels,
+            waiting: BTreeMap::new(),
+            last_written: None,
+            written: 0,
+        }
+    }
+
+    /// The last frame written: every frame up to it is in the file (what the replay node is
+    /// acknowledged).
+    #[must_use]
+    pub fn last_written(&self) -> Option<FrameHeader> {
+        self.last_written
+    }
+
+    fn write(&mut self, r: &ResultMsg) -> std::io::Result<()> {
+        let line = json_line(
+            r.header.seq,
+            r.missing,
+            &r.detections,
+            &r.tracks,
+            self.labels,
+        );
+        writeln!(self.out, "{line}")?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Takes one result and writes every line now contiguous.
+    pub fn push(&mut self, r: ResultMsg) -> std::io::Result<()> {
+        if self.last_written.is_none_or(|l| r.header.index > l.index) {
+            self.waiting.insert(r.header.index, r);
+        }
+        let mut next = self.last_written.map_or(0, |l| l.index + 1);
+        while let Some(r) = self.waiting.remove(&next) {
+            self.write(&r)?;
+            self.last_written = Some(r.header);
+            next += 1;
+        }
+        Ok(())
+    }
+
+    /// The stream has ended: what still waits behind a gap is written in order too. Returns
+    /// the writer and the lines written.
+    pub fn finish(mut self) -> std::io::Result<(W, u64)> {
+        for r in std::mem::take(&mut self.waiting).into_values() {
+            self.write(&r)?;
+        }
+        self.out.flush()?;
+        Ok((self.out, self.written))
+    }
+}
+
 pub fn run(
     cfg: &Config,
     labels: &[String],
@@ -141,13 +207,12 @@ pub fn run(
 ) -> eyre::Result<()> {
     let file =
         File::create(&cfg.out).wrap_err_with(|| format!("creating {}", cfg.out.display()))?;
-    let mut out = BufWriter::new(file);
-    let mut waiting: BTreeMap<u64, ResultMsg> = BTreeMap::new();
-    let mut last_written: Option<FrameHeader> = None;
-    let (mut written, mut bad) = (0u64, 0u64);
+    let mut lines = Lines::new(BufWriter::new(file), labels);
+    let mut bad = 0u64;
     let ack = DataId::from(port::ACK.to_owned());
-    let send_ack = |node: &mut DoraNode, h: &FrameHeader| {
-        let (params, array) = encode_ack(h);
+    let mut send_ack = |h: Option<FrameHeader>| {
+        let Some(h) = h else { return };
+        let (params, array) = encode_ack(&h);
         // The replay node may already have finished; a failed ack is not an error.
         if let Err(e) = node.send_output(ack.clone(), params, DoraArray::from(array)) {
             tracing::debug!(error = %e, "sink: ack not delivered");
@@ -160,31 +225,11 @@ pub fn run(
             _ => continue,
         };
         match id.as_str() {
-            port::TICK => {
-                if let Some(h) = &last_written {
-                    send_ack(&mut node, h);
-                }
-            }
+            port::TICK => send_ack(lines.last_written()),
             port::RESULT => match decode_result(&metadata.parameters, data.as_array().as_ref()) {
                 Ok(r) => {
-                    if last_written.is_none_or(|l| r.header.index > l.index) {
-                        waiting.insert(r.header.index, r);
-                    }
-                    let mut next = last_written.map_or(0, |l| l.index + 1);
-                    while let Some(r) = waiting.remove(&next) {
-                        writeln!(
-                            out,
-                            "{}",
-                            json_line(r.header.seq, r.missing, &r.detections, &r.tracks, labels)
-                        )
-                        .wrap_err("sink: writing")?;
-                        written += 1;
-                        last_written = Some(r.header);
-                        next += 1;
-                    }
-                    if let Some(h) = &last_written {
-                        send_ack(&mut node, h);
-                    }
+                    lines.push(r).wrap_err("sink: writing")?;
+                    send_ack(lines.last_written());
                 }
                 Err(e) => {
                     bad += 1;
@@ -194,17 +239,9 @@ pub fn run(
             _ => {}
         }
     }
-    for r in waiting.values() {
-        writeln!(
-            out,
-            "{}",
-            json_line(r.header.seq, r.missing, &r.detections, &r.tracks, labels)
-        )
-        .wrap_err("sink: writing")?;
-        written += 1;
-    }
-    out.flush()
-        .wrap_err_with(|| format!("flushing {}", cfg.out.display()))?;
+    let (_, written) = lines
+        .finish()
+        .wrap_err_with(|| format!("writing {}", cfg.out.display()))?;
     tracing::info!(written, bad, "sink finished");
     Ok(())
 }
@@ -213,6 +250,40 @@ pub fn run(
 mod tests {
     use super::*;
     use vigil_detect::BBox;
+
+    fn result(index: u64) -> ResultMsg {
+        ResultMsg {
+            header: FrameHeader {
+                seq: index + 100,
+                index,
+                timestamp_ns: index,
+                width: 10,
+                height: 10,
+            },
+            inferred: true,
+            missing: false,
+            detections: Vec::new(),
+            tracks: Vec::new(),
+            latency: vigil_msg::Latency::default(),
+        }
+    }
+
+    #[test]
+    fn lines_go_out_in_frame_order_once_each_and_the_ack_follows_the_file() {
+        let mut lines = Lines::new(Vec::new(), &[]);
+        lines.push(result(1)).expect("push");
+        assert_eq!(lines.last_written(), None, "frame 0 is not in yet");
+        lines.push(result(0)).expect("push");
+        assert_eq!(lines.last_written().map(|h| h.index), Some(1));
+        lines.push(result(1)).expect("a resent duplicate");
+        lines.push(result(3)).expect("push");
+        assert_eq!(lines.last_written().map(|h| h.index), Some(1));
+        let (bytes, written) = lines.finish().expect("finish");
+        let text = String::from_utf8(bytes).expect("utf8");
+        let seqs: Vec<&str> = text.lines().map(|l| &l[7..10]).collect();
+        assert_eq!(seqs, ["100", "101", "103"], "{text}");
+        assert_eq!(written, 3);
+    }
 
     #[test]
     fn line_format_matches_the_documented_shape() {

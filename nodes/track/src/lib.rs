@@ -125,19 +125,88 @@ fn released(
     }
 }
 
+/// The track stage apart from dora: messages in, results out, in frame order. A frame whose
+/// result already went out and arrives again gets the same result again, from a short cache.
+pub struct TrackStage {
+    tracker: Tracker,
+    order: Release,
+    sent: VecDeque<ResultMsg>,
+    duplicates: u64,
+}
+
+impl TrackStage {
+    #[must_use]
+    pub fn new(cfg: &Config) -> Self {
+        Self {
+            tracker: Tracker::new(cfg.tracker),
+            order: match cfg.hold {
+                None => Release::Strict(Reorder::new(None)),
+                Some(hold) => Release::Live(LiveOrder::new(cfg.coast_after_ns, hold)),
+            },
+            sent: VecDeque::with_capacity(RESEND_CACHE),
+            duplicates: 0,
+        }
+    }
+
+    /// One input — a frame's detections (`dets`), or a camera frame (`None`) — and the
+    /// results that are now due, in frame order.
+    pub fn push(
+        &mut self,
+        id: &str,
+        header: FrameHeader,
+        dets: Option<DetectionsMsg>,
+    ) -> Vec<ResultMsg> {
+        let mut out = Vec::new();
+        if !self.order.push(id, header, dets) {
+            self.duplicates += 1;
+            if let Some(again) = self.sent.iter().find(|r| r.header.index == header.index) {
+                out.push(again.clone());
+            }
+        }
+        while let Some((header, dets)) = self.order.pop() {
+            let result = step(&mut self.tracker, header, dets);
+            if self.sent.len() == RESEND_CACHE {
+                self.sent.pop_front();
+            }
+            self.sent.push_back(result.clone());
+            out.push(result);
+        }
+        out
+    }
+
+    /// The stream has ended: whatever still waits goes out, in order.
+    pub fn finish(&mut self) -> Vec<ResultMsg> {
+        let waiting = self.order.drain();
+        let results = waiting
+            .into_iter()
+            .map(|(header, dets)| step(&mut self.tracker, header, dets))
+            .collect();
+        let (skipped, missing, late) = match &self.order {
+            Release::Strict(r) => (r.skipped(), 0, 0),
+            Release::Live(l) => (0, l.missing(), l.late()),
+        };
+        tracing::info!(
+            duplicates = self.duplicates,
+            skipped,
+            missing,
+            late,
+            "track finished"
+        );
+        results
+    }
+}
+
 pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::Result<()> {
-    let mut tracker = Tracker::new(cfg.tracker);
-    let mut order = match cfg.hold {
-        None => Release::Strict(Reorder::new(None)),
-        Some(hold) => Release::Live(LiveOrder::new(cfg.coast_after_ns, hold)),
-    };
-    let mut sent: VecDeque<ResultMsg> = VecDeque::with_capacity(RESEND_CACHE);
+    let mut stage = TrackStage::new(cfg);
     let output = DataId::from(port::RESULT.to_owned());
-    let (mut bad, mut duplicates) = (0u64, 0u64);
-    let emit = |node: &mut DoraNode, msg: &ResultMsg| {
-        let (params, array) = msg.encode();
-        node.send_output(output.clone(), params, DoraArray::from(array))
-            .wrap_err("track: sending result")
+    let mut bad = 0u64;
+    let mut emit = |results: Vec<ResultMsg>| -> eyre::Result<()> {
+        for msg in results {
+            let (params, array) = msg.encode();
+            node.send_output(output.clone(), params, DoraArray::from(array))
+                .wrap_err("track: sending result")?;
+        }
+        Ok(())
     };
     while let Some(event) = events.recv() {
         let Event::Input { id, metadata, data } = event else {
@@ -152,38 +221,14 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
             continue;
         };
         match decoded {
-            Ok((header, dets)) => {
-                if !order.push(id.as_str(), header, dets) {
-                    duplicates += 1;
-                    if let Some(again) = sent.iter().find(|r| r.header.index == header.index) {
-                        emit(&mut node, again)?;
-                    }
-                }
-            }
+            Ok((header, dets)) => emit(stage.push(id.as_str(), header, dets))?,
             Err(e) => {
                 bad += 1;
                 tracing::error!(input = id.as_str(), error = %e, bad, "track: dropping malformed message");
             }
         }
-        while let Some((header, dets)) = order.pop() {
-            let result = step(&mut tracker, header, dets);
-            emit(&mut node, &result)?;
-            if sent.len() == RESEND_CACHE {
-                sent.pop_front();
-            }
-            sent.push_back(result);
-        }
     }
-    // The stream has ended: whatever still waits goes out in order.
-    for (header, dets) in order.drain() {
-        emit(&mut node, &step(&mut tracker, header, dets))?;
-    }
-    let (skipped, missing, late) = match &order {
-        Release::Strict(r) => (r.skipped(), 0, 0),
-        Release::Live(l) => (0, l.missing(), l.late()),
-    };
-    tracing::info!(bad, duplicates, skipped, missing, late, "track finished");
-    Ok(())
+    emit(stage.finish())
 }
 
 fn step(tracker: &mut Tracker, header: FrameHeader, dets: Option<DetectionsMsg>) -> ResultMsg {
@@ -210,6 +255,82 @@ fn step(tracker: &mut Tracker, header: FrameHeader, dets: Option<DetectionsMsg>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn header(index: u64) -> FrameHeader {
+        FrameHeader {
+            seq: index,
+            index,
+            timestamp_ns: index * 33_333_333,
+            width: 100,
+            height: 100,
+        }
+    }
+
+    fn dets(index: u64, x: f32) -> DetectionsMsg {
+        DetectionsMsg {
+            header: header(index),
+            inferred: true,
+            detections: vec![vigil_detect::Detection {
+                class: 0,
+                score: 0.9,
+                bbox: vigil_detect::BBox::new(x, 10.0, x + 20.0, 40.0),
+            }],
+            latency: Latency::default(),
+        }
+    }
+
+    fn indices(results: &[ResultMsg]) -> Vec<u64> {
+        results.iter().map(|r| r.header.index).collect()
+    }
+
+    #[test]
+    fn strict_order_waits_reorders_and_answers_a_resend_with_the_same_result() {
+        let t = vigil_config::Tracker::default();
+        let mut stage = TrackStage::new(&Config::new(&t, Order::Strict));
+        assert!(
+            stage
+                .push("detections_1", header(1), Some(dets(1, 12.0)))
+                .is_empty()
+        );
+        let out = stage.push("detections_0", header(0), Some(dets(0, 10.0)));
+        assert_eq!(indices(&out), [0, 1]);
+        assert_eq!(out[0].tracks.len(), 1);
+        assert_eq!(
+            out[0].tracks[0].id, out[1].tracks[0].id,
+            "one object, one track"
+        );
+        // Frame 0 sent again (its result was lost on the way): the same result again.
+        let again = stage.push("detections_0", header(0), Some(dets(0, 10.0)));
+        assert_eq!(again, out[..1]);
+        // Camera frames do not pace a replay.
+        assert!(stage.push("frame", header(2), None).is_empty());
+        assert!(stage.finish().is_empty());
+    }
+
+    #[test]
+    fn live_order_sends_a_frame_out_missing_once_the_detector_is_too_late() {
+        let t = vigil_config::Tracker::default();
+        let mut stage = TrackStage::new(&Config::new(&t, Order::Live));
+        assert_eq!(
+            indices(&stage.push("frame", header(0), None)),
+            Vec::<u64>::new()
+        );
+        assert_eq!(
+            indices(&stage.push("detections", header(0), Some(dets(0, 10.0)))),
+            [0]
+        );
+        // Frames 1.. come, their detections never do: once a frame 250 ms newer is seen (or
+        // a few later ones wait), frame 1 goes out missing with its track predicted.
+        let mut out = Vec::new();
+        for i in 1..=9 {
+            out.extend(stage.push("frame", header(i), None));
+        }
+        assert!(!out.is_empty());
+        assert_eq!(out[0].header.index, 1);
+        assert!(out[0].missing && !out[0].inferred);
+        assert_eq!(out[0].tracks.len(), 1, "the track coasts");
+        assert!(out[0].tracks[0].coasting());
+    }
 
     #[test]
     fn config_defaults_and_bounds() {

@@ -14,11 +14,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use eyre::{WrapErr, bail, eyre};
-use vigil_detect::{
-    Layout, NmsConfig, OutputTensor, PostprocessConfig, TensorLayout, decode, postprocess,
-};
+use vigil_detect::{Layout, NmsConfig, OutputTensor, PostprocessConfig, TensorLayout, decode};
 use vigil_gpu::{Gpu, Pool, Precision};
-use vigil_infer::{Backend, OrtBackend, OrtConfig, Provider};
+use vigil_infer::{Detector, OrtBackend, OrtConfig, Provider};
 use vigil_record::Recording;
 use vigil_vision::{ColorFormat, JpegCodec, PreprocessConfig, Preprocessor, RgbImage};
 
@@ -330,12 +328,14 @@ fn pipeline(gpu: &Gpu) -> eyre::Result<()> {
         threshold: 0.3,
         nms: NmsConfig::default(),
     };
-    let mut backend = OrtBackend::load(&OrtConfig {
+    let backend = OrtBackend::load(&OrtConfig {
         model: "models/centernet_mb3_coco.onnx".into(),
         provider: Provider::Cpu,
         threads: 0,
         library: std::env::var_os("ORT_DYLIB_PATH").map(Into::into),
     })?;
+    // The per-frame core the infer node runs.
+    let mut detector = Detector::new(backend, post);
     let shape = cfg.shape();
     let mut codec = JpegCodec::new(90)?;
     let mut pre = Preprocessor::new(cfg.clone())?;
@@ -349,11 +349,7 @@ fn pipeline(gpu: &Gpu) -> eyre::Result<()> {
         let mut tensor = Vec::new();
         let letterbox = pre.run_rgb(&img, &mut tensor)?;
         cpu_pre += t.elapsed().as_secs_f64();
-        cpu_out.push(postprocess(
-            &backend.run(&shape, &tensor)?,
-            &post,
-            &letterbox,
-        )?);
+        cpu_out.push(detector.detect(&shape, &tensor, &letterbox)?);
     }
     let cpu_s = started.elapsed().as_secs_f64();
     let started = Instant::now();
@@ -369,11 +365,7 @@ fn pipeline(gpu: &Gpu) -> eyre::Result<()> {
         // CPU execution provider (with the CUDA EP it would be bound on the device).
         let tensor = gpu.download(dl)?;
         gpu_pre += t.elapsed().as_secs_f64();
-        gpu_out.push(postprocess(
-            &backend.run(&shape, &tensor)?,
-            &post,
-            &dl.letterbox,
-        )?);
+        gpu_out.push(detector.detect(&shape, &tensor, &dl.letterbox)?);
     }
     let gpu_s = started.elapsed().as_secs_f64();
     let n = rec.frames.len() as f64;

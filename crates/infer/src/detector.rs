@@ -1,0 +1,161 @@
+//! The per-frame core every caller shares — the infer node, `vigil bench`, the parity tests
+//! and the GPU check: a tensor → the model → its decoded outputs checked → NMS → detections in
+//! source pixels.
+
+use vigil_detect::{
+    DecodeError, Detection, Letterbox, PostprocessConfig, decoded_outputs, postprocess,
+};
+
+use crate::{Backend, InferError};
+
+/// Why a frame got no detections.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// NaN or inf in what the model was given or in what the decoder reads: the frame is
+    /// rejected, nothing is decoded from it.
+    #[error("{0} holds NaN or inf")]
+    NonFinite(&'static str),
+    #[error(transparent)]
+    Backend(#[from] InferError),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+/// A loaded model and what turns its outputs into detections.
+#[derive(Debug)]
+pub struct Detector<B> {
+    backend: B,
+    post: PostprocessConfig,
+}
+
+impl<B: Backend> Detector<B> {
+    pub fn new(backend: B, post: PostprocessConfig) -> Self {
+        Self { backend, post }
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
+    pub fn post(&self) -> &PostprocessConfig {
+        &self.post
+    }
+
+    /// One frame's detections, in source pixels through `letterbox`.
+    pub fn detect(
+        &mut self,
+        shape: &[usize],
+        tensor: &[f32],
+        letterbox: &Letterbox,
+    ) -> Result<Vec<Detection>, FrameError> {
+        if !tensor.iter().all(|v| v.is_finite()) {
+            return Err(FrameError::NonFinite("input tensor"));
+        }
+        let outputs = self.backend.run(shape, tensor)?;
+        // Only what the decoder reads: a model's other outputs (heatmaps) can be large.
+        let read = decoded_outputs(&outputs, self.post.layout);
+        if !read.iter().all(|o| o.data.iter().all(|v| v.is_finite())) {
+            return Err(FrameError::NonFinite("model output"));
+        }
+        Ok(postprocess(&outputs, &self.post, letterbox)?)
+    }
+
+    /// One run on zeros, so the first real frame does not pay for lazy initialisation (and a
+    /// restarted process is at full speed at once). Skipped for dynamic input sizes.
+    pub fn warm_up(&mut self) -> Result<(), InferError> {
+        let shape: Vec<usize> = self
+            .backend
+            .input()
+            .shape
+            .iter()
+            .map(|&d| usize::try_from(d).unwrap_or(0))
+            .collect();
+        if shape.iter().all(|&d| d > 0) {
+            let zeros = vec![0.0f32; shape.iter().product()];
+            self.backend.run(&shape, &zeros)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InputSpec;
+    use vigil_detect::{OutputShape, OutputTensor, TensorLayout};
+
+    /// Answers every run with one `[1, 2, 6]` output: a box at (10,10)-(20,20) scoring `score`.
+    struct Fake {
+        input: InputSpec,
+        score: f32,
+        fail: bool,
+    }
+
+    impl Backend for Fake {
+        fn input(&self) -> &InputSpec {
+            &self.input
+        }
+        fn outputs(&self) -> &[OutputShape] {
+            &[]
+        }
+        fn run(&mut self, _: &[usize], _: &[f32]) -> Result<Vec<OutputTensor>, InferError> {
+            if self.fail {
+                return Err(InferError::Run("out of memory".into()));
+            }
+            Ok(vec![OutputTensor {
+                name: "out".into(),
+                shape: vec![1, 2, 6],
+                data: vec![
+                    10.0, 10.0, 20.0, 20.0, self.score, 0.0, //
+                    0.0, 0.0, 1.0, 1.0, 0.01, 1.0,
+                ],
+            }])
+        }
+    }
+
+    fn detector(score: f32, fail: bool) -> Detector<Fake> {
+        Detector::new(
+            Fake {
+                input: InputSpec {
+                    name: "x".into(),
+                    shape: vec![1, 3, 4, 4],
+                    layout: TensorLayout::Nchw,
+                    size: Some((4, 4)),
+                },
+                score,
+                fail,
+            },
+            PostprocessConfig::default(),
+        )
+    }
+
+    #[test]
+    fn a_frame_becomes_detections_and_bad_ones_say_why() {
+        let lb = Letterbox::fit(4, 4, 4, 4, false, false);
+        let tensor = vec![0.5; 48];
+        let dets = detector(0.9, false)
+            .detect(&[1, 3, 4, 4], &tensor, &lb)
+            .expect("detects");
+        assert_eq!(dets.len(), 1, "the 0.01 candidate is under the threshold");
+        assert!((dets[0].score - 0.9).abs() < 1e-6);
+
+        let mut nan = tensor.clone();
+        nan[7] = f32::NAN;
+        assert!(matches!(
+            detector(0.9, false).detect(&[1, 3, 4, 4], &nan, &lb),
+            Err(FrameError::NonFinite("input tensor"))
+        ));
+        assert!(matches!(
+            detector(f32::INFINITY, false).detect(&[1, 3, 4, 4], &tensor, &lb),
+            Err(FrameError::NonFinite("model output"))
+        ));
+        let err = detector(0.9, true)
+            .detect(&[1, 3, 4, 4], &tensor, &lb)
+            .expect_err("fails");
+        assert!(err.to_string().contains("out of memory"), "{err}");
+    }
+}

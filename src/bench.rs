@@ -27,7 +27,7 @@ pub fn bench(recording: &Path, run: &RunConfig) -> eyre::Result<()> {
     // Each stage's config as its node makes it from the same resolved vigil.yml.
     let r = &run.resolved;
     let pre_cfg = vigil_preprocess::Config::new(r, 1);
-    let mut infer_cfg = vigil_infer_node::Config::new(&r.config, "infer")?;
+    let mut infer_cfg = vigil_infer_node::Config::new(&r.config, "infer");
     infer_cfg.post.layout = Some(r.decoder);
     let track_cfg =
         vigil_track_node::Config::new(&r.config.tracker, vigil_config::topology::Order::Strict);
@@ -81,7 +81,7 @@ pub fn bench(recording: &Path, run: &RunConfig) -> eyre::Result<()> {
         let tracks = tracker.update(&dets, true);
         t[4].push(s.elapsed());
         let s = Instant::now();
-        let overlays: Vec<Overlay> = vigil_preview::overlays(&tracks, &[]);
+        let overlays: Vec<Overlay> = vigil_vision::overlays(&tracks, &[]);
         draw_overlay(&mut img, &overlays);
         codec.encode(&img)?;
         t[5].push(s.elapsed());

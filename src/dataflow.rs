@@ -24,17 +24,27 @@ const REPLAY_MAX_RESTARTS: u64 = 2;
 /// The device's configuration, relative to the project folder.
 pub const DEFAULT_CONFIG: &str = "vigil.yml";
 
-/// The vigil.yml keys a replay sets itself (from its own flags): every other setting a replay
-/// node sees is the device's.
-pub const REPLAY_OWNED_KEYS: &[&str] = &[
-    "preview.port",
-    "monitor.port",
-    "monitor.audit_db",
-    "monitor.flight_dir",
-    "infer.faults",
-    "infer.deadline_ms",
-    "infer.state_dir",
+/// The vigil.yml keys a replay sets itself, and the flag that sets each: every other setting
+/// a replay node sees is the device's (and `--set` may not reach these).
+pub const REPLAY_OWNED: &[(&str, &str)] = &[
+    ("preview.port", "--preview"),
+    ("monitor.port", "--monitor-port"),
+    ("monitor.audit_db", "--audit"),
+    ("monitor.flight_dir", "--flight-dir"),
+    ("infer.faults", "--faults"),
+    ("infer.deadline_ms", "--deadline-ms"),
+    ("infer.state_dir", "--workdir"),
 ];
+
+/// Refuses `--set` on a key the replay owns, naming the flag to use instead.
+pub fn check_replay_overrides(set: &[Override]) -> eyre::Result<()> {
+    for o in set {
+        if let Some((key, flag)) = REPLAY_OWNED.iter().find(|(k, _)| *k == o.key()) {
+            bail!("--set {o}: a replay sets {key} itself; use {flag}");
+        }
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct ReplayOptions {
@@ -74,7 +84,7 @@ impl ReplayOptions {
     ) -> eyre::Result<Vec<Override>> {
         let mut out = Vec::new();
         let mut set = |key: &str, value: String| {
-            debug_assert!(REPLAY_OWNED_KEYS.contains(&key), "{key}");
+            debug_assert!(REPLAY_OWNED.iter().any(|(k, _)| *k == key), "{key}");
             out.push(Override {
                 path: key.split('.').map(str::to_owned).collect(),
                 value,
@@ -105,9 +115,11 @@ impl ReplayOptions {
                 yaml_string(&std::path::absolute(flight)?),
             );
         }
-        if let Some(f) = &self.faults {
-            set("infer.faults", serde_json::to_string(f)?);
-        }
+        // Faults only where this replay asks for them, whatever vigil.yml drills.
+        set(
+            "infer.faults",
+            serde_json::to_string(self.faults.as_deref().unwrap_or_default())?,
+        );
         if let Some(d) = self.deadline_ms {
             set("infer.deadline_ms", d.to_string());
         }
@@ -146,9 +158,15 @@ pub fn load_config(
         (Some(c), _) => source.file = Some(std::path::absolute(c)?),
         (None, Some(m)) => {
             let sidecar = m.with_extension("yml");
-            if sidecar.is_file() {
-                source.file = Some(std::path::absolute(sidecar)?);
+            if !sidecar.is_file() {
+                bail!(
+                    "--model {}: no {} beside it to say how to feed it and read it; give \
+                     --config with a vigil.yml for this model",
+                    m.display(),
+                    sidecar.display()
+                );
             }
+            source.file = Some(std::path::absolute(sidecar)?);
         }
         (None, None) => source.file = Some(default_config()?),
     }
@@ -158,8 +176,16 @@ pub fn load_config(
             value: yaml_string(&std::path::absolute(m)?),
         });
     }
-    source.overrides.extend(set);
+    // Paths given on the command line are relative to where it runs.
+    let cwd = std::env::current_dir()?;
+    source
+        .overrides
+        .extend(set.into_iter().map(|o| o.relative_to(&cwd)));
     let config = source.load()?;
+    if let Some(labels) = &config.model.labels {
+        std::fs::read_to_string(labels)
+            .wrap_err_with(|| format!("model.labels: reading {}", labels.display()))?;
+    }
     let resolved = vigil_config::resolve(config)?;
     Ok(RunConfig { source, resolved })
 }
@@ -720,7 +746,8 @@ mod tests {
                 &config_of(&realtime, id, Path::new("/")),
             );
             assert!(
-                diff.iter().all(|k| REPLAY_OWNED_KEYS.contains(&k.as_str())),
+                diff.iter()
+                    .all(|k| REPLAY_OWNED.iter().any(|(owned, _)| owned == k)),
                 "node {id}: {diff:?}"
             );
             assert!(diff.contains(&"infer.faults".to_owned()), "{diff:?}");
@@ -735,6 +762,24 @@ mod tests {
             &config_of(&split, &topology::worker_id(1), Path::new("/")),
         );
         assert_eq!(diff, ["infer.state_dir", "model.threads"]);
+    }
+
+    #[test]
+    fn set_may_not_reach_what_the_replay_owns_and_its_paths_are_relative_to_the_caller() {
+        let faults: Override = "infer.faults=segv@3".parse().expect("parses");
+        let err = check_replay_overrides(&[faults])
+            .expect_err("owned")
+            .to_string();
+        assert!(err.contains("--faults"), "{err}");
+        let fine: Override = "tracker.max_age=40".parse().expect("parses");
+        check_replay_overrides(&[fine]).expect("not owned");
+        let labels: Override = "model.labels=l.txt".parse().expect("parses");
+        assert_eq!(
+            labels.relative_to(Path::new("/here")).value,
+            "\"/here/l.txt\""
+        );
+        let age: Override = "tracker.max_age=40".parse().expect("parses");
+        assert_eq!(age.clone().relative_to(Path::new("/here")), age);
     }
 
     #[test]

@@ -59,7 +59,7 @@ enum Command {
         recording: PathBuf,
         #[arg(short, long)]
         output: PathBuf,
-        /// The ONNX model (its `<stem>.yml` beside it, if any, sets the preprocessing).
+        /// The ONNX model; its `<stem>.yml` beside it is the vigil.yml it runs with.
         #[arg(long)]
         model: Option<PathBuf>,
         /// The vigil.yml [default: the project's, which the device runs].
@@ -190,7 +190,9 @@ fn main() -> eyre::Result<()> {
             set,
             infer_workers,
         } => {
-            let run = dataflow::load_config(model.as_deref(), config.as_deref(), overrides(&set)?)?;
+            let set = overrides(&set)?;
+            dataflow::check_replay_overrides(&set)?;
+            let run = dataflow::load_config(model.as_deref(), config.as_deref(), set)?;
             let opts = dataflow::ReplayOptions {
                 realtime,
                 preview,

@@ -224,6 +224,26 @@ fn a_model_that_cannot_be_opened_fails_the_replay_naming_it() {
 }
 
 #[test]
+fn an_infer_node_that_cannot_start_fails_the_replay_with_its_error() {
+    // The CPU-only ONNX Runtime here has no CUDA provider: the config passes the checks made
+    // before dora starts (they open the model on the CPU), and infer fails as it starts.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rec = recording_of("tests/fixtures/messi5.jpg", 3, 30, dir.path());
+    let out = vigil()
+        .arg("replay")
+        .arg(&rec)
+        .arg("-o")
+        .arg(dir.path().join("o.jsonl"))
+        .args(["--set", "model.provider=cuda"])
+        .current_dir(root())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("CUDA execution provider"), "{stderr}");
+}
+
+#[test]
 fn a_decoder_that_cannot_read_the_model_fails_before_dora_starts() {
     // DeepStream-Yolo's parser (`boxes`, [1, N, 6]) in front of a raw Ultralytics export.
     let dir = tempfile::tempdir().expect("tempdir");

@@ -13,6 +13,7 @@
 //! - [`topology`] names the dataflow's nodes, ports and the few per-graph facts the graph
 //!   builder hands a node; nodes and the builder share those names.
 
+mod faults;
 mod resolve;
 pub mod topology;
 mod values;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
+pub use faults::{Fault, FaultPlan};
 pub use resolve::{ModelFacts, ResolveError, Resolved, resolve};
 pub use values::{NetSize, Seconds, Unit};
 pub use vigil_detect::{Layout, TensorLayout};
@@ -37,7 +39,7 @@ pub const SET_ENV: &str = "VIGIL_SET";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -236,7 +238,7 @@ pub struct Infer {
     /// watchdog).
     pub deadline_ms: u64,
     /// Fault injection for drills and tests, e.g. `abort@300,segv@600,sticky@900`.
-    pub faults: String,
+    pub faults: FaultPlan,
     /// Where each infer process keeps its last words across restarts
     /// (`<state_dir>/<node id>.lastwords`).
     pub state_dir: PathBuf,
@@ -246,7 +248,7 @@ impl Default for Infer {
     fn default() -> Self {
         Self {
             deadline_ms: 2000,
-            faults: String::new(),
+            faults: FaultPlan::default(),
             state_dir: PathBuf::from("state"),
         }
     }
@@ -350,6 +352,38 @@ impl std::str::FromStr for Override {
             path,
             value: value.to_owned(),
         })
+    }
+}
+
+/// The keys whose values are paths. In a file they are relative to the file; given on a
+/// command line, relative to the folder it runs in ([`Override::relative_to`]).
+pub const PATH_KEYS: &[&str] = &[
+    "model.path",
+    "model.labels",
+    "infer.state_dir",
+    "monitor.audit_db",
+    "monitor.flight_dir",
+];
+
+impl Override {
+    /// `section.key`.
+    #[must_use]
+    pub fn key(&self) -> String {
+        self.path.join(".")
+    }
+
+    /// The same override with a relative path value made absolute against `dir` (for a
+    /// command line's `--set`, whose paths are relative to where it runs).
+    #[must_use]
+    pub fn relative_to(mut self, dir: &Path) -> Self {
+        if PATH_KEYS.contains(&self.key().as_str())
+            && let Ok(Value::String(v)) = serde_yaml::from_str::<Value>(&self.value)
+            && Path::new(&v).is_relative()
+        {
+            self.value =
+                serde_json::to_string(&dir.join(v).display().to_string()).unwrap_or_default();
+        }
+        self
     }
 }
 
@@ -555,7 +589,7 @@ impl Config {
         rebase(&mut self.monitor.flight_dir);
     }
 
-    /// The file text, as `vigil import-deepstream` and `vigil config` write it.
+    /// The file text, as `vigil import-deepstream` writes it.
     pub fn to_yaml(&self) -> Result<String, ConfigError> {
         serde_yaml::to_string(self).map_err(|e| ConfigError::Parse {
             origin: "vigil.yml".to_owned(),

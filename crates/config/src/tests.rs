@@ -83,6 +83,16 @@ fn errors_name_the_file_the_line_and_the_key() {
         "model: {path: m.onnx}\npreprocess: {interval: 0}\n",
     );
     assert!(Config::load(&zero).is_err());
+    let plan = write(
+        dir.path(),
+        "f.yml",
+        "model: {path: m.onnx}\ninfer:\n  faults: explode@3\n",
+    );
+    let e = Config::load(&plan).expect_err("bad plan").to_string();
+    assert!(
+        e.contains("infer.faults") && e.contains("explode") && e.contains("line 3"),
+        "{e}"
+    );
     let none = write(dir.path(), "e.yml", "tracker: {max_age: 3}\n");
     let e = Config::load(&none).expect_err("no model").to_string();
     assert!(e.contains("model.path"), "{e}");

@@ -131,7 +131,9 @@ fn describe_mismatch(wanted: Option<Layout>, outputs: &[OutputShape]) -> String 
 }
 
 /// The decoder that will read outputs of these declared shapes: `wanted` when it can, else
-/// (for auto) the one [`decode`] would pick. Dynamic dimensions fit anything.
+/// (for auto) the one [`decode`] would pick. Auto needs the dimensions that tell the layouts
+/// apart; a decoder named explicitly also accepts an output whose telling dimensions are
+/// dynamic.
 pub fn choose_layout(
     outputs: &[OutputShape],
     wanted: Option<Layout>,
@@ -165,9 +167,21 @@ pub fn choose_layout(
             _ => None,
         }
     };
+    // Asked for by name, a three-dimensional output whose telling dimensions are dynamic may
+    // be read: the run-time shapes decide, frame by frame.
+    let could_be = |o: &OutputShape, l: Layout| {
+        three(o)
+            && match l {
+                Layout::BoxesScoreClass => o.dims[2].is_none_or(|d| d == 6),
+                _ => o.dims[1].is_none_or(|c| c >= 5),
+            }
+    };
     let found = match wanted {
         Some(Layout::SplitOutputs) => split().then_some(Layout::SplitOutputs),
-        Some(l) => outputs.iter().any(|o| single(o) == Some(l)).then_some(l),
+        Some(l) => outputs
+            .iter()
+            .any(|o| single(o) == Some(l) || (single(o).is_none() && could_be(o, l)))
+            .then_some(l),
         None if split() => Some(Layout::SplitOutputs),
         None => outputs.iter().find_map(single),
     };
@@ -467,6 +481,17 @@ mod tests {
         assert_eq!(
             choose_layout(&three, Some(Layout::SplitOutputs)),
             Ok(Layout::SplitOutputs)
+        );
+        // All dynamic: auto cannot tell, a decoder asked for by name is let through.
+        let unknown = [shape("out", &[None, None, None])];
+        assert!(choose_layout(&unknown, None).is_err());
+        assert_eq!(
+            choose_layout(&unknown, Some(Layout::UltralyticsRaw)),
+            Ok(Layout::UltralyticsRaw)
+        );
+        assert_eq!(
+            choose_layout(&unknown, Some(Layout::BoxesScoreClass)),
+            Ok(Layout::BoxesScoreClass)
         );
         let heatmap = [shape("hm", &[Some(1), Some(80), Some(128), Some(128)])];
         assert!(choose_layout(&heatmap, None).is_err());

@@ -19,7 +19,7 @@ pub enum GpuError {
     #[error("NVRTC compiling the kernels for {arch}: {detail}")]
     Compile { arch: &'static str, detail: String },
     /// A CUDA driver error; `sticky` ones leave the context unusable (see
-    /// `vigil_infer::device`): the process must exit and be restarted.
+    /// `vigil_device`): the process must exit and be restarted.
     #[error("CUDA {what}: {code:?} (error {number}){}", if *sticky { ", sticky: the process must restart" } else { "" })]
     Driver {
         what: &'static str,
@@ -45,7 +45,7 @@ fn driver(what: &'static str) -> impl Fn(DriverError) -> GpuError {
             what,
             code: e.0,
             number,
-            sticky: vigil_infer::device::is_sticky_code(number),
+            sticky: vigil_device::is_sticky_code(number),
         }
     }
 }

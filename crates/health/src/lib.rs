@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 
 pub use histogram::Histogram;
-use vigil_msg::{FrameHeader, ResultMsg, StatusMsg};
+use vigil_frame::{FrameHeader, ResultMsg, StatusMsg};
 
 /// A process restart, as first known (when the new process reports in).
 #[derive(Debug, Clone, PartialEq)]
@@ -394,7 +394,7 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigil_msg::{FaultReport, Latency};
+    use vigil_frame::{FaultReport, Latency};
 
     fn h(seq: u64) -> FrameHeader {
         FrameHeader {

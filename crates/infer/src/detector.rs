@@ -63,23 +63,22 @@ impl<B: Backend> Detector<B> {
         }
         Ok(postprocess(&outputs, &self.post, letterbox)?)
     }
+}
 
-    /// One run on zeros, so the first real frame does not pay for lazy initialisation (and a
-    /// restarted process is at full speed at once). Skipped for dynamic input sizes.
-    pub fn warm_up(&mut self) -> Result<(), InferError> {
-        let shape: Vec<usize> = self
-            .backend
-            .input()
-            .shape
-            .iter()
-            .map(|&d| usize::try_from(d).unwrap_or(0))
-            .collect();
-        if shape.iter().all(|&d| d > 0) {
-            let zeros = vec![0.0f32; shape.iter().product()];
-            self.backend.run(&shape, &zeros)?;
-        }
-        Ok(())
+/// One run on zeros, so the first real frame does not pay for lazy initialisation (and a
+/// restarted process is at full speed at once). Skipped for dynamic input sizes.
+pub fn warm_up(backend: &mut impl Backend) -> Result<(), InferError> {
+    let shape: Vec<usize> = backend
+        .input()
+        .shape
+        .iter()
+        .map(|&d| usize::try_from(d).unwrap_or(0))
+        .collect();
+    if shape.iter().all(|&d| d > 0) {
+        let zeros = vec![0.0f32; shape.iter().product()];
+        backend.run(&shape, &zeros)?;
     }
+    Ok(())
 }
 
 #[cfg(test)]

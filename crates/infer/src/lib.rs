@@ -4,16 +4,17 @@
 //! provider from config.
 
 mod detector;
-pub mod device;
 mod library;
 
 use std::path::{Path, PathBuf};
 
-pub use detector::{Detector, FrameError};
+pub use detector::{Detector, FrameError, warm_up};
 pub use library::find_onnxruntime;
 use ort::session::Session;
 use ort::value::TensorRef;
 use vigil_detect::{OutputShape, OutputTensor, TensorLayout};
+/// The sticky-error table, shared with the GPU crate.
+pub use vigil_device as device;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {

@@ -28,7 +28,9 @@ use arrow::datatypes::{Field, Float32Type, UInt8Type, UInt32Type, UInt64Type};
 pub use dora_message::metadata::{MetadataParameters, Parameter};
 pub use vigil_detect::TensorLayout;
 use vigil_detect::{BBox, Detection, Letterbox};
-use vigil_track::Track;
+pub use vigil_frame::{
+    DetectionsMsg, FaultReport, FrameHeader, Latency, ResultMsg, StatusMsg, Track,
+};
 
 /// Metadata keys.
 pub mod keys {
@@ -56,35 +58,27 @@ pub mod keys {
     pub const SHOWN: &str = "shown_total";
 }
 
-/// How long the stages before a message took on its frame, in microseconds (0: not measured).
-/// Wall-clock measurements for monitoring only: nothing downstream decides on them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Latency {
-    pub preprocess_us: u32,
-    pub infer_us: u32,
-}
-
-impl Latency {
-    fn insert(self, p: &mut MetadataParameters) {
+fn insert_latency(l: Latency, p: &mut MetadataParameters) {
+    {
         for (key, v) in [
-            (keys::PREPROCESS_US, self.preprocess_us),
-            (keys::INFER_US, self.infer_us),
+            (keys::PREPROCESS_US, l.preprocess_us),
+            (keys::INFER_US, l.infer_us),
         ] {
             if v > 0 {
                 p.insert(key.into(), Parameter::Integer(v.into()));
             }
         }
     }
+}
 
-    fn from_params(p: &MetadataParameters) -> Self {
-        let us = |key| match p.get(key) {
-            Some(Parameter::Integer(v)) => u32::try_from(*v).unwrap_or(0),
-            _ => 0,
-        };
-        Self {
-            preprocess_us: us(keys::PREPROCESS_US),
-            infer_us: us(keys::INFER_US),
-        }
+fn latency_from_params(p: &MetadataParameters) -> Latency {
+    let us = |key| match p.get(key) {
+        Some(Parameter::Integer(v)) => u32::try_from(*v).unwrap_or(0),
+        _ => 0,
+    };
+    Latency {
+        preprocess_us: us(keys::PREPROCESS_US),
+        infer_us: us(keys::INFER_US),
     }
 }
 
@@ -106,46 +100,37 @@ pub enum MsgError {
     },
 }
 
-/// The source frame's facts, carried by every message derived from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FrameHeader {
-    /// The capture driver's sequence number (or the recording's).
-    pub seq: u64,
-    /// The source's own frame counter: 0, 1, 2, … with no gaps, whatever `seq` does. Nodes
-    /// that must see frames in order reorder and de-duplicate by it.
-    pub index: u64,
-    /// Capture time in nanoseconds, from the driver or the recording.
-    pub timestamp_ns: u64,
-    pub width: u32,
-    pub height: u32,
+/// A frame header as message metadata.
+#[must_use]
+pub fn header_params(h: &FrameHeader) -> MetadataParameters {
+    let mut p = MetadataParameters::new();
+    p.insert(keys::SEQ.into(), Parameter::Integer(h.seq as i64));
+    p.insert(keys::INDEX.into(), Parameter::Integer(h.index as i64));
+    p.insert(
+        keys::TIMESTAMP_NS.into(),
+        Parameter::Integer(h.timestamp_ns as i64),
+    );
+    p.insert(keys::WIDTH.into(), Parameter::Integer(h.width.into()));
+    p.insert(keys::HEIGHT.into(), Parameter::Integer(h.height.into()));
+    p
 }
 
-impl FrameHeader {
-    #[must_use]
-    pub fn to_params(&self) -> MetadataParameters {
-        let mut p = MetadataParameters::new();
-        p.insert(keys::SEQ.into(), Parameter::Integer(self.seq as i64));
-        p.insert(keys::INDEX.into(), Parameter::Integer(self.index as i64));
-        p.insert(
-            keys::TIMESTAMP_NS.into(),
-            Parameter::Integer(self.timestamp_ns as i64),
-        );
-        p.insert(keys::WIDTH.into(), Parameter::Integer(self.width.into()));
-        p.insert(keys::HEIGHT.into(), Parameter::Integer(self.height.into()));
-        p
-    }
+/// The frame header a message's metadata carries.
+pub fn decode_header(p: &MetadataParameters) -> Result<FrameHeader, MsgError> {
+    Ok(FrameHeader {
+        seq: int(p, keys::SEQ)? as u64,
+        index: int(p, keys::INDEX)? as u64,
+        timestamp_ns: int(p, keys::TIMESTAMP_NS)? as u64,
+        width: u32::try_from(int(p, keys::WIDTH)?)
+            .map_err(|_| bad(keys::WIDTH, "out of range", "a u32"))?,
+        height: u32::try_from(int(p, keys::HEIGHT)?)
+            .map_err(|_| bad(keys::HEIGHT, "out of range", "a u32"))?,
+    })
+}
 
-    pub fn from_params(p: &MetadataParameters) -> Result<Self, MsgError> {
-        Ok(Self {
-            seq: int(p, keys::SEQ)? as u64,
-            index: int(p, keys::INDEX)? as u64,
-            timestamp_ns: int(p, keys::TIMESTAMP_NS)? as u64,
-            width: u32::try_from(int(p, keys::WIDTH)?)
-                .map_err(|_| bad(keys::WIDTH, "out of range", "a u32"))?,
-            height: u32::try_from(int(p, keys::HEIGHT)?)
-                .map_err(|_| bad(keys::HEIGHT, "out of range", "a u32"))?,
-        })
-    }
+/// A message as dora sends it: metadata parameters and an Arrow payload.
+pub trait Encode {
+    fn encode(&self) -> (MetadataParameters, ArrayRef);
 }
 
 fn bad(key: &'static str, found: impl Into<String>, expected: &'static str) -> MsgError {
@@ -210,7 +195,7 @@ impl Frame<'_> {
     #[must_use]
     pub fn encode(&self) -> (MetadataParameters, ArrayRef) {
         (
-            self.header.to_params(),
+            header_params(&self.header),
             Arc::new(UInt8Array::from(self.jpeg.to_vec())),
         )
     }
@@ -225,7 +210,7 @@ pub fn decode_frame<'a>(
         .as_primitive_opt::<UInt8Type>()
         .ok_or_else(|| payload_err("frame", data, "UInt8"))?;
     Ok(Frame {
-        header: FrameHeader::from_params(p)?,
+        header: decode_header(p)?,
         jpeg: bytes.values(),
     })
 }
@@ -253,7 +238,7 @@ impl TensorMsg<'_> {
 
     #[must_use]
     pub fn encode(&self) -> (MetadataParameters, ArrayRef) {
-        let mut p = self.header.to_params();
+        let mut p = header_params(&self.header);
         let lb = &self.letterbox;
         p.insert(
             keys::SHAPE.into(),
@@ -275,7 +260,7 @@ impl TensorMsg<'_> {
             keys::NET_SIZE.into(),
             Parameter::ListInt(vec![lb.dst_w.into(), lb.dst_h.into()]),
         );
-        self.latency.insert(&mut p);
+        insert_latency(self.latency, &mut p);
         (p, Arc::new(Float32Array::from(self.data.to_vec())))
     }
 }
@@ -284,7 +269,7 @@ pub fn decode_tensor<'a>(
     p: &MetadataParameters,
     data: &'a dyn Array,
 ) -> Result<TensorMsg<'a>, MsgError> {
-    let header = FrameHeader::from_params(p)?;
+    let header = decode_header(p)?;
     let values = data
         .as_primitive_opt::<Float32Type>()
         .ok_or_else(|| payload_err("tensor", data, "Float32"))?;
@@ -332,21 +317,12 @@ pub fn decode_tensor<'a>(
         shape,
         layout,
         data,
-        latency: Latency::from_params(p),
+        latency: latency_from_params(p),
     })
 }
 
 // ---------------------------------------------------------------------------------------------
 // detections and tracks
-
-/// One frame's detections in source pixels. `inferred` is false for skipped frames.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DetectionsMsg {
-    pub header: FrameHeader,
-    pub inferred: bool,
-    pub detections: Vec<Detection>,
-    pub latency: Latency,
-}
 
 fn f32_col<T>(rows: &[T], f: impl Fn(&T) -> f32) -> ArrayRef {
     Arc::new(rows.iter().map(f).collect::<Float32Array>())
@@ -433,12 +409,11 @@ impl<'a> Columns<'a> {
     }
 }
 
-impl DetectionsMsg {
-    #[must_use]
-    pub fn encode(&self) -> (MetadataParameters, ArrayRef) {
-        let mut p = self.header.to_params();
+impl Encode for DetectionsMsg {
+    fn encode(&self) -> (MetadataParameters, ArrayRef) {
+        let mut p = header_params(&self.header);
         p.insert(keys::INFERRED.into(), Parameter::Bool(self.inferred));
-        self.latency.insert(&mut p);
+        insert_latency(self.latency, &mut p);
         let d = &self.detections;
         let mut cols: Vec<(&str, ArrayRef)> = vec![
             (
@@ -469,37 +444,23 @@ pub fn decode_detections(
         })
         .collect();
     Ok(DetectionsMsg {
-        header: FrameHeader::from_params(p)?,
+        header: decode_header(p)?,
         inferred: boolean(p, keys::INFERRED)?,
         detections,
-        latency: Latency::from_params(p),
+        latency: latency_from_params(p),
     })
 }
 
-/// One frame's outcome as the tracker left it: the frame's detections and the live tracks,
-/// in one message so that they can never be separated on the way. One row per detection
-/// (`kind` 0) or track (`kind` 1); `id`, `hits`, `misses` are 0 on detection rows.
-/// `missing` marks a frame whose detections never came (the detector was down or lost it):
-/// its tracks are predictions.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ResultMsg {
-    pub header: FrameHeader,
-    pub inferred: bool,
-    pub missing: bool,
-    pub detections: Vec<Detection>,
-    pub tracks: Vec<Track>,
-    pub latency: Latency,
-}
-
-impl ResultMsg {
-    #[must_use]
-    pub fn encode(&self) -> (MetadataParameters, ArrayRef) {
-        let mut p = self.header.to_params();
+/// A result: one row per detection (`kind` 0) or track (`kind` 1); `id`, `hits`, `misses` are
+/// 0 on detection rows.
+impl Encode for ResultMsg {
+    fn encode(&self) -> (MetadataParameters, ArrayRef) {
+        let mut p = header_params(&self.header);
         p.insert(keys::INFERRED.into(), Parameter::Bool(self.inferred));
         if self.missing {
             p.insert(keys::MISSING.into(), Parameter::Bool(true));
         }
-        self.latency.insert(&mut p);
+        insert_latency(self.latency, &mut p);
         let rows: Vec<(u8, Track)> = self
             .detections
             .iter()
@@ -573,12 +534,12 @@ pub fn decode_result(p: &MetadataParameters, data: &dyn Array) -> Result<ResultM
     let (id, class, score) = (c.u64("id")?, c.u32("class")?, c.f32("score")?);
     let (hits, misses, lost) = (c.u32("hits")?, c.u32("misses")?, c.u32("lost")?);
     let mut msg = ResultMsg {
-        header: FrameHeader::from_params(p)?,
+        header: decode_header(p)?,
         inferred: boolean(p, keys::INFERRED)?,
         missing: matches!(p.get(keys::MISSING), Some(Parameter::Bool(true))),
         detections: Vec::new(),
         tracks: Vec::new(),
-        latency: Latency::from_params(p),
+        latency: latency_from_params(p),
     };
     for (i, bbox) in c.boxes()?.into_iter().enumerate() {
         if kind[i] == 0 {
@@ -606,7 +567,7 @@ pub fn decode_result(p: &MetadataParameters, data: &dyn Array) -> Result<ResultM
 #[must_use]
 pub fn encode_ack(header: &FrameHeader) -> (MetadataParameters, ArrayRef) {
     (
-        header.to_params(),
+        header_params(header),
         Arc::new(UInt8Array::from(Vec::<u8>::new())),
     )
 }
@@ -614,33 +575,8 @@ pub fn encode_ack(header: &FrameHeader) -> (MetadataParameters, ArrayRef) {
 // ---------------------------------------------------------------------------------------------
 // status (infer → monitor) and shown (preview → monitor)
 
-/// Why a node's previous process ended, as it recorded on its way out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FaultReport {
-    /// `SIGSEGV`, `SIGABRT`, `sticky device error`, `watchdog`, …
-    pub cause: String,
-    /// The frame it was working on.
-    pub seq: u64,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-}
-
-/// What the infer node tells the monitor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StatusMsg {
-    /// A process started; `previous` is how its predecessor ended (`None`: first start, or a
-    /// predecessor that left no word, e.g. killed by the kernel).
-    Started {
-        pid: u32,
-        previous: Option<FaultReport>,
-    },
-    /// A frame's tensor or outputs held NaN/inf and were rejected.
-    Rejected { header: FrameHeader, total: u64 },
-}
-
-impl StatusMsg {
-    #[must_use]
-    pub fn encode(&self) -> (MetadataParameters, ArrayRef) {
+impl Encode for StatusMsg {
+    fn encode(&self) -> (MetadataParameters, ArrayRef) {
         let mut p = MetadataParameters::new();
         match self {
             Self::Started { pid, previous } => {
@@ -658,7 +594,7 @@ impl StatusMsg {
                 }
             }
             Self::Rejected { header, total } => {
-                p = header.to_params();
+                p = header_params(header);
                 p.insert(keys::EVENT.into(), Parameter::String("rejected".into()));
                 p.insert(keys::REJECTED.into(), Parameter::Integer(*total as i64));
             }
@@ -688,7 +624,7 @@ pub fn decode_status(p: &MetadataParameters) -> Result<StatusMsg, MsgError> {
             },
         }),
         Parameter::String(e) if e == "rejected" => Ok(StatusMsg::Rejected {
-            header: FrameHeader::from_params(p)?,
+            header: decode_header(p)?,
             total: int(p, keys::REJECTED)? as u64,
         }),
         other => Err(bad(
@@ -703,13 +639,13 @@ pub fn decode_status(p: &MetadataParameters) -> Result<StatusMsg, MsgError> {
 /// lost message loses no count.
 #[must_use]
 pub fn encode_shown(header: &FrameHeader, total: u64) -> (MetadataParameters, ArrayRef) {
-    let mut p = header.to_params();
+    let mut p = header_params(header);
     p.insert(keys::SHOWN.into(), Parameter::Integer(total as i64));
     (p, Arc::new(UInt8Array::from(Vec::<u8>::new())))
 }
 
 pub fn decode_shown(p: &MetadataParameters) -> Result<(FrameHeader, u64), MsgError> {
-    Ok((FrameHeader::from_params(p)?, int(p, keys::SHOWN)? as u64))
+    Ok((decode_header(p)?, int(p, keys::SHOWN)? as u64))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! constant-velocity prediction for frames whose detections never came.
 
 use vigil_detect::{BBox, Detection};
+pub use vigil_frame::Track;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TrackerConfig {
@@ -20,29 +21,6 @@ impl Default for TrackerConfig {
             max_age: 30,
             max_coast: 90,
         }
-    }
-}
-
-/// One tracked object.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Track {
-    pub id: u64,
-    pub class: u32,
-    pub score: f32,
-    pub bbox: BBox,
-    /// Matched detections so far.
-    pub hits: u32,
-    /// Inferred frames since the last match; 0 when matched this frame.
-    pub misses: u32,
-    /// Frames predicted since the detector last answered (it was down or lost them).
-    pub lost: u32,
-}
-
-impl Track {
-    /// True when the track is carried on without a detection this frame.
-    #[must_use]
-    pub fn coasting(&self) -> bool {
-        self.misses > 0 || self.lost > 0
     }
 }
 

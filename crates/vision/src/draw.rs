@@ -2,6 +2,7 @@
 
 use font8x8::legacy::BASIC_LEGACY;
 use vigil_detect::BBox;
+use vigil_frame::Track;
 
 use crate::jpeg::RgbImage;
 
@@ -11,6 +12,36 @@ pub struct Overlay {
     pub bbox: BBox,
     pub color: [u8; 3],
     pub label: String,
+}
+
+const PALETTE: [[u8; 3]; 8] = [
+    [255, 64, 64],
+    [64, 200, 64],
+    [64, 128, 255],
+    [255, 200, 0],
+    [255, 0, 255],
+    [0, 220, 220],
+    [255, 128, 0],
+    [160, 100, 255],
+];
+
+/// The overlay for a set of tracks: colour by class, caption `id label`.
+#[must_use]
+pub fn overlays(tracks: &[Track], labels: &[String]) -> Vec<Overlay> {
+    tracks
+        .iter()
+        .map(|t| Overlay {
+            bbox: t.bbox,
+            color: PALETTE[t.class as usize % PALETTE.len()],
+            label: format!(
+                "{} {}",
+                t.id,
+                labels
+                    .get(t.class as usize)
+                    .map_or_else(|| t.class.to_string(), Clone::clone)
+            ),
+        })
+        .collect()
 }
 
 const THICKNESS: u32 = 2;
@@ -84,6 +115,23 @@ fn text_glyph(img: &mut RgbImage, x0: u32, y0: u32, ch: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlays_caption_id_and_label() {
+        let t = Track {
+            id: 12,
+            class: 0,
+            score: 0.9,
+            bbox: BBox::new(0.0, 0.0, 5.0, 5.0),
+            hits: 1,
+            misses: 0,
+            lost: 0,
+        };
+        let o = overlays(&[t], &["person".to_owned()]);
+        assert_eq!(o[0].label, "12 person");
+        let unlabeled = overlays(&[Track { class: 9, ..t }], &[]);
+        assert_eq!(unlabeled[0].label, "12 9");
+    }
 
     #[test]
     fn draws_outline_and_label_inside_the_image_only() {

@@ -6,7 +6,7 @@ mod draw;
 mod jpeg;
 mod preprocess;
 
-pub use draw::{Overlay, draw_overlay};
+pub use draw::{Overlay, draw_overlay, overlays};
 pub use jpeg::{JpegCodec, RgbImage};
 pub use preprocess::{ColorFormat, PreprocessConfig, Preprocessor};
 

@@ -19,7 +19,7 @@ use eyre::WrapErr;
 use vigil_config::topology::port;
 use vigil_msg::{decode_frame, decode_result, encode_shown};
 use vigil_track::Track;
-use vigil_vision::{JpegCodec, Overlay, RgbImage, draw_overlay};
+use vigil_vision::{JpegCodec, RgbImage, draw_overlay, overlays};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -46,36 +46,6 @@ struct Latest {
 }
 
 type Shared = Arc<(Mutex<Latest>, Condvar)>;
-
-const PALETTE: [[u8; 3]; 8] = [
-    [255, 64, 64],
-    [64, 200, 64],
-    [64, 128, 255],
-    [255, 200, 0],
-    [255, 0, 255],
-    [0, 220, 220],
-    [255, 128, 0],
-    [160, 100, 255],
-];
-
-/// The overlay for a set of tracks: colour by class, caption `id label`.
-#[must_use]
-pub fn overlays(tracks: &[Track], labels: &[String]) -> Vec<Overlay> {
-    tracks
-        .iter()
-        .map(|t| Overlay {
-            bbox: t.bbox,
-            color: PALETTE[t.class as usize % PALETTE.len()],
-            label: format!(
-                "{} {}",
-                t.id,
-                labels
-                    .get(t.class as usize)
-                    .map_or_else(|| t.class.to_string(), Clone::clone)
-            ),
-        })
-        .collect()
-}
 
 pub fn main() -> eyre::Result<()> {
     let cfg = Config::new(&vigil_config::from_env()?);
@@ -294,23 +264,5 @@ mod tests {
         );
         let missing = String::from_utf8_lossy(&get(port, "/nope", b"not found")).into_owned();
         assert!(missing.contains(" 404 "), "{missing}");
-    }
-    use vigil_detect::BBox;
-
-    #[test]
-    fn overlays_caption_id_and_label() {
-        let t = Track {
-            id: 12,
-            class: 0,
-            score: 0.9,
-            bbox: BBox::new(0.0, 0.0, 5.0, 5.0),
-            hits: 1,
-            misses: 0,
-            lost: 0,
-        };
-        let o = overlays(&[t], &["person".to_owned()]);
-        assert_eq!(o[0].label, "12 person");
-        let unlabeled = overlays(&[Track { class: 9, ..t }], &[]);
-        assert_eq!(unlabeled[0].label, "12 9");
     }
 }

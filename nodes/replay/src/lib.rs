@@ -143,7 +143,7 @@ fn lockstep(
         let wait = (oldest + cfg.resend_after).saturating_duration_since(Instant::now());
         match events.recv_timeout(wait) {
             Some(Event::Input { id, metadata, .. }) if id.as_str() == port::ACK => {
-                if let Ok(h) = FrameHeader::from_params(&metadata.parameters) {
+                if let Ok(h) = vigil_msg::decode_header(&metadata.parameters) {
                     in_flight.retain(|&i, _| i as u64 > h.index);
                 }
             }

@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use vigil_config::topology::{self, Order, port};
 use vigil_msg::config::{ConfigError, Lookup};
 
-use vigil_msg::{DetectionsMsg, FrameHeader, Latency, ResultMsg, decode_detections};
+use vigil_msg::{DetectionsMsg, Encode, FrameHeader, Latency, ResultMsg, decode_detections};
 use vigil_track::{LiveOrder, Released, Reorder, Tracker, TrackerConfig};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -216,7 +216,7 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
         let decoded = if id.as_str().starts_with(port::DETECTIONS) {
             decode_detections(&metadata.parameters, array.as_ref()).map(|d| (d.header, Some(d)))
         } else if id.as_str() == port::FRAME {
-            FrameHeader::from_params(&metadata.parameters).map(|h| (h, None))
+            vigil_msg::decode_header(&metadata.parameters).map(|h| (h, None))
         } else {
             continue;
         };

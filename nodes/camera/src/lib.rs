@@ -150,10 +150,12 @@ mod tests {
 
     #[test]
     fn the_camera_section_is_the_c920_720p_mode_by_default() {
+        let c = Config::new(&vigil_config::Camera::default());
         assert_eq!(
-            Config::new(&vigil_config::Camera::default()),
-            Config::default()
+            (c.device.to_str(), c.width, c.height, c.fps),
+            (Some("/dev/video0"), 1280, 720, 30)
         );
+        assert_eq!(c, Config::default());
     }
 
     /// Needs a UVC camera at /dev/video0.

@@ -148,30 +148,30 @@ impl TrackStage {
         }
     }
 
-    /// One input — a frame's detections (`dets`), or a camera frame (`None`) — and the
-    /// results that are now due, in frame order.
-    pub fn push(
+    /// One input — a frame's detections (`dets`), or a camera frame (`None`); `emit` gets
+    /// the results now due, in frame order.
+    pub fn push<E>(
         &mut self,
         id: &str,
         header: FrameHeader,
         dets: Option<DetectionsMsg>,
-    ) -> Vec<ResultMsg> {
-        let mut out = Vec::new();
+        mut emit: impl FnMut(&ResultMsg) -> Result<(), E>,
+    ) -> Result<(), E> {
         if !self.order.push(id, header, dets) {
             self.duplicates += 1;
             if let Some(again) = self.sent.iter().find(|r| r.header.index == header.index) {
-                out.push(again.clone());
+                emit(again)?;
             }
         }
         while let Some((header, dets)) = self.order.pop() {
             let result = step(&mut self.tracker, header, dets);
+            emit(&result)?;
             if self.sent.len() == RESEND_CACHE {
                 self.sent.pop_front();
             }
-            self.sent.push_back(result.clone());
-            out.push(result);
+            self.sent.push_back(result);
         }
-        out
+        Ok(())
     }
 
     /// The stream has ended: whatever still waits goes out, in order.
@@ -200,13 +200,10 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
     let mut stage = TrackStage::new(cfg);
     let output = DataId::from(port::RESULT.to_owned());
     let mut bad = 0u64;
-    let mut emit = |results: Vec<ResultMsg>| -> eyre::Result<()> {
-        for msg in results {
-            let (params, array) = msg.encode();
-            node.send_output(output.clone(), params, DoraArray::from(array))
-                .wrap_err("track: sending result")?;
-        }
-        Ok(())
+    let mut emit = |msg: &ResultMsg| -> eyre::Result<()> {
+        let (params, array) = msg.encode();
+        node.send_output(output.clone(), params, DoraArray::from(array))
+            .wrap_err("track: sending result")
     };
     while let Some(event) = events.recv() {
         let Event::Input { id, metadata, data } = event else {
@@ -221,14 +218,14 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
             continue;
         };
         match decoded {
-            Ok((header, dets)) => emit(stage.push(id.as_str(), header, dets))?,
+            Ok((header, dets)) => stage.push(id.as_str(), header, dets, &mut emit)?,
             Err(e) => {
                 bad += 1;
                 tracing::error!(input = id.as_str(), error = %e, bad, "track: dropping malformed message");
             }
         }
     }
-    emit(stage.finish())
+    stage.finish().iter().try_for_each(emit)
 }
 
 fn step(tracker: &mut Tracker, header: FrameHeader, dets: Option<DetectionsMsg>) -> ResultMsg {
@@ -283,16 +280,29 @@ mod tests {
         results.iter().map(|r| r.header.index).collect()
     }
 
+    /// The results one input makes due.
+    fn push(
+        stage: &mut TrackStage,
+        id: &str,
+        index: u64,
+        dets: Option<DetectionsMsg>,
+    ) -> Vec<ResultMsg> {
+        let mut out = Vec::new();
+        stage
+            .push(id, header(index), dets, |r| {
+                out.push(r.clone());
+                Ok::<(), ()>(())
+            })
+            .expect("collects");
+        out
+    }
+
     #[test]
     fn strict_order_waits_reorders_and_answers_a_resend_with_the_same_result() {
         let t = vigil_config::Tracker::default();
         let mut stage = TrackStage::new(&Config::new(&t, Order::Strict));
-        assert!(
-            stage
-                .push("detections_1", header(1), Some(dets(1, 12.0)))
-                .is_empty()
-        );
-        let out = stage.push("detections_0", header(0), Some(dets(0, 10.0)));
+        assert!(push(&mut stage, "detections_1", 1, Some(dets(1, 12.0))).is_empty());
+        let out = push(&mut stage, "detections_0", 0, Some(dets(0, 10.0)));
         assert_eq!(indices(&out), [0, 1]);
         assert_eq!(out[0].tracks.len(), 1);
         assert_eq!(
@@ -300,10 +310,10 @@ mod tests {
             "one object, one track"
         );
         // Frame 0 sent again (its result was lost on the way): the same result again.
-        let again = stage.push("detections_0", header(0), Some(dets(0, 10.0)));
+        let again = push(&mut stage, "detections_0", 0, Some(dets(0, 10.0)));
         assert_eq!(again, out[..1]);
         // Camera frames do not pace a replay.
-        assert!(stage.push("frame", header(2), None).is_empty());
+        assert!(push(&mut stage, "frame", 2, None).is_empty());
         assert!(stage.finish().is_empty());
     }
 
@@ -312,18 +322,18 @@ mod tests {
         let t = vigil_config::Tracker::default();
         let mut stage = TrackStage::new(&Config::new(&t, Order::Live));
         assert_eq!(
-            indices(&stage.push("frame", header(0), None)),
+            indices(&push(&mut stage, "frame", 0, None)),
             Vec::<u64>::new()
         );
         assert_eq!(
-            indices(&stage.push("detections", header(0), Some(dets(0, 10.0)))),
+            indices(&push(&mut stage, "detections", 0, Some(dets(0, 10.0)))),
             [0]
         );
         // Frames 1.. come, their detections never do: once a frame 250 ms newer is seen (or
         // a few later ones wait), frame 1 goes out missing with its track predicted.
         let mut out = Vec::new();
         for i in 1..=9 {
-            out.extend(stage.push("frame", header(i), None));
+            out.extend(push(&mut stage, "frame", i, None));
         }
         assert!(!out.is_empty());
         assert_eq!(out[0].header.index, 1);

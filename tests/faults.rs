@@ -136,10 +136,13 @@ fn injected_faults_cost_no_video_and_leave_evidence() {
         frames_in >= FRAMES as i64 - 2,
         "the monitor saw {frames_in} of {FRAMES} camera frames"
     );
-    assert_eq!(
-        (shown, gaps),
-        (FRAMES as i64, 0),
-        "the preview showed every frame"
+    // The preview counts every frame it shows; its last report can be lost on the way like
+    // any dora message, and the first frame can leave before it connected. What may not
+    // happen is a gap: a frame it did not show while the detector was down.
+    assert_eq!(gaps, 0, "the preview showed every frame after its first");
+    assert!(
+        shown >= FRAMES as i64 - 2,
+        "the preview showed {shown} of {FRAMES} frames"
     );
     assert!(rejected >= 1, "the NaN output was rejected and counted");
     assert_eq!(

@@ -1,3 +1,5 @@
+// Compiled only for tests (`#[cfg(test)] mod tests;` in lib.rs): `expect` is how a test
+// fails, naming what it expected.
 // Values parsed from text are compared exactly on purpose.
 #![allow(clippy::float_cmp)]
 

@@ -1,3 +1,5 @@
+// Compiled only for tests (`#[cfg(test)] mod tests;` in lib.rs): `expect` is how a test
+// fails, naming what it expected.
 //! Whole imports: the customer's fixtures, DeepStream-Yolo's own configs run from their own
 //! folder with bare file names, deepstream-app configs, and the model checks on real models.
 

@@ -6,7 +6,7 @@
 //!
 //! ```compile_fail,E0382
 //! let mut pool = vigil_gpu::Pool::default();
-//! let lease = pool.take(|| Ok::<_, ()>(vec![0u8; 4])).unwrap();
+//! let Ok(lease) = pool.take(|| Ok::<_, ()>(vec![0u8; 4])) else { return };
 //! pool.give_back(lease);
 //! pool.give_back(lease); // error[E0382]: use of moved value: `lease`
 //! ```

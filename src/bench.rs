@@ -4,6 +4,11 @@
 //! after another in a single loop (what a one-process program does: the sequential frame
 //! rate), then the real dataflow (lock-step replay through dora, every stage its own process),
 //! with one infer process and with two sharing the frames, and the ratios of the rates.
+//!
+//! `--live`: the lock-step capacity C of the dataflow, then realtime replays at several camera
+//! rates R (15, 30, 60 fps and C): per rate, the fraction of frames with fresh detections
+//! against the ideal min(1, C/R), capture → detections p50/p99 against one inference + one
+//! preprocessing + one frame interval, and lines lost.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -26,7 +31,7 @@ pub fn bench(recording: &Path, run: &RunConfig) -> eyre::Result<()> {
     let rec = Recording::open(recording)?;
     // Each stage's config as its node makes it from the same resolved vigil.yml.
     let r = &run.resolved;
-    let pre_cfg = vigil_preprocess::Config::new(r, 1);
+    let pre_cfg = vigil_preprocess::Config::new(r, 1, vigil_config::topology::Order::Strict);
     let mut infer_cfg = vigil_infer_node::Config::new(&r.config, "infer");
     infer_cfg.post.layout = Some(r.decoder);
     let track_cfg =
@@ -78,7 +83,7 @@ pub fn bench(recording: &Path, run: &RunConfig) -> eyre::Result<()> {
         let dets = postprocess(&outs, &infer_cfg.post, &lb)?;
         t[3].push(s.elapsed());
         let s = Instant::now();
-        let tracks = tracker.update(&dets, true);
+        let tracks = tracker.update(&dets);
         t[4].push(s.elapsed());
         let s = Instant::now();
         let overlays: Vec<Overlay> = vigil_vision::overlays(&tracks, &[]);
@@ -88,9 +93,18 @@ pub fn bench(recording: &Path, run: &RunConfig) -> eyre::Result<()> {
     }
     let seq_fps = n as f64 / seq_start.elapsed().as_secs_f64();
     println!("\n| stage | median ms/frame |\n|---|---|");
-    for (name, v) in names.iter().zip(t) {
-        println!("| {name} | {:.3} |", median(v));
+    let medians: Vec<f64> = t.into_iter().map(median).collect();
+    for (name, m) in names.iter().zip(&medians) {
+        println!("| {name} | {m:.3} |");
     }
+    // What a frame costs besides inference on the device: decode, letterbox, NMS, track (the
+    // preview renders only while someone watches).
+    let besides = medians[0] + medians[1] + medians[3] + medians[4];
+    println!(
+        "\neverything but inference: {besides:.2} ms = {:.1} % of inference ({:.1} % with a preview being watched)",
+        100.0 * besides / medians[2],
+        100.0 * (besides + medians[5]) / medians[2]
+    );
     println!("\nsequential, one process, every stage in turn: {seq_fps:.1} fps");
 
     let dir = tempfile::tempdir()?;
@@ -100,6 +114,7 @@ pub fn bench(recording: &Path, run: &RunConfig) -> eyre::Result<()> {
             infer_workers: workers,
             ..ReplayOptions::default()
         };
+
         let stats =
             replay(recording, &out, run, &opts).wrap_err("replaying through the dataflow")?;
         let how = if workers == 1 {
@@ -114,6 +129,104 @@ pub fn bench(recording: &Path, run: &RunConfig) -> eyre::Result<()> {
             ),
             None => println!("dataflow, {how}: {} frames, too few to time", stats.frames),
         }
+    }
+    Ok(())
+}
+
+/// One realtime run at `fps` (or the recorded rate).
+pub struct LiveRun {
+    pub frames: u64,
+    pub lines: u64,
+    pub inferred: u64,
+    pub stats: vigil_sink::Stats,
+}
+
+impl LiveRun {
+    /// Frames with fresh detections, as a fraction of the frames played.
+    #[must_use]
+    pub fn fresh(&self) -> f64 {
+        self.inferred as f64 / self.frames.max(1) as f64
+    }
+}
+
+/// A realtime replay of `recording` at `fps` with `workers` infer processes.
+pub fn live_run(
+    recording: &Path,
+    run: &RunConfig,
+    fps: f64,
+    workers: usize,
+) -> eyre::Result<LiveRun> {
+    let frames = Recording::open(recording)?.frames.len() as u64;
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("live.jsonl");
+    let opts = ReplayOptions {
+        realtime: true,
+        fps: Some(fps),
+        infer_workers: workers,
+        ..ReplayOptions::default()
+    };
+    let stats = replay(recording, &out, run, &opts)
+        .wrap_err_with(|| format!("realtime replay at {fps:.1} fps"))?;
+    let summary = stats
+        .summary
+        .ok_or_else(|| eyre::eyre!("the sink wrote no summary"))?;
+    Ok(LiveRun {
+        frames,
+        lines: stats.frames,
+        inferred: summary.status.get("inferred").copied().unwrap_or(0),
+        stats: summary,
+    })
+}
+
+/// The lock-step capacity of the dataflow with `workers` infer processes, in fps.
+pub fn capacity(recording: &Path, run: &RunConfig, workers: usize) -> eyre::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("lockstep.jsonl");
+    let opts = ReplayOptions {
+        infer_workers: workers,
+        ..ReplayOptions::default()
+    };
+    replay(recording, &out, run, &opts)?
+        .steady_fps
+        .ok_or_else(|| eyre::eyre!("too few frames to time the lock-step replay"))
+}
+
+/// `vigil bench --live`: see the module docs.
+pub fn bench_live(recording: &Path, run: &RunConfig, workers: usize) -> eyre::Result<()> {
+    let c = capacity(recording, run, workers)?;
+    println!(
+        "vigil bench --live: {} with {workers} infer process(es); lock-step capacity C = {c:.1} fps",
+        recording.display()
+    );
+    let mut rates = vec![15.0, 30.0, 60.0, c];
+    rates.sort_by(f64::total_cmp);
+    println!(
+        "\n| camera fps R | frames | fresh | ideal min(1, C/R) | fresh / ideal | detect p50 ms | p99 ms | bound ms | lost | not inferred |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for r in rates {
+        let live = live_run(recording, run, r, workers)?;
+        let ideal = (c / r).min(1.0);
+        let s = &live.stats;
+        let med = |p: Option<vigil_sink::Percentiles>| p.map_or(0.0, |p| p.p50);
+        // One inference + one preprocessing (their medians in this run) + one frame interval.
+        let bound = med(s.infer_ms) + med(s.preprocess_ms) + 1e3 / r;
+        let others: Vec<String> = s
+            .status
+            .iter()
+            .filter(|(k, n)| k.as_str() != "inferred" && **n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        println!(
+            "| {r:.1} | {} | {:.3} | {ideal:.3} | {:.2} | {:.1} | {:.1} | {bound:.1} | {} | {} |",
+            live.frames,
+            live.fresh(),
+            live.fresh() / ideal,
+            med(s.detect_ms),
+            s.detect_ms.map_or(0.0, |p| p.p99),
+            live.frames.saturating_sub(live.lines),
+            others.join(", ")
+        );
     }
     Ok(())
 }

@@ -61,6 +61,10 @@ pub struct ReplayOptions {
     pub flight_dir: Option<PathBuf>,
     /// Infer processes sharing the frames (1: the dataflow as declared).
     pub infer_workers: usize,
+    /// Realtime: play at this rate instead of the recorded times.
+    pub fps: Option<f64>,
+    /// Where the sink writes the run's summary (frames by status, latency).
+    pub stats: Option<PathBuf>,
 }
 
 impl ReplayOptions {
@@ -285,16 +289,18 @@ pub fn replay_dataflow(
                     .into(),
                 );
                 n.env.insert(env::WINDOW.into(), WINDOW.to_string());
-                n.inputs.clear();
-                if !opts.realtime {
-                    n.inputs.insert(
-                        port::ACK.into(),
-                        Input::Source(topology::source(node::SINK, port::ACK)),
-                    );
+                if let Some(fps) = opts.fps {
+                    n.env.insert(env::FPS.into(), fps.to_string());
                 }
+                // Acknowledged in both modes: every frame's line is written.
+                n.inputs.clear();
+                n.inputs.insert(
+                    port::ACK.into(),
+                    Input::Source(topology::source(node::SINK, port::ACK)),
+                );
                 continue;
             }
-            node::TRACK => {
+            node::TRACK | node::PREPROCESS => {
                 let order = if opts.realtime {
                     Order::Live
                 } else {
@@ -304,13 +310,16 @@ pub fn replay_dataflow(
             }
             _ => {}
         }
-        // Lock-step keeps at most WINDOW frames in the pipeline, so these queues never drop.
-        if n.id != node::PREVIEW && n.id != node::MONITOR {
+        // Lock-step keeps at most WINDOW frames in the pipeline, so these queues never drop;
+        // a realtime replay keeps the device's queues (it is the device's pacing under test).
+        if !opts.realtime && n.id != node::PREVIEW && n.id != node::MONITOR {
             for input in n.inputs.values_mut() {
-                *input = Input::Queued {
-                    source: input.source().to_owned(),
-                    queue_size: Some(queue),
-                };
+                if input.from_node().is_some() {
+                    *input = Input::Queued {
+                        source: input.source().to_owned(),
+                        queue_size: Some(queue),
+                    };
+                }
             }
         }
     }
@@ -323,7 +332,8 @@ pub fn replay_dataflow(
                 port::RESULT.to_owned(),
                 Input::Queued {
                     source: topology::source(node::TRACK, port::RESULT),
-                    queue_size: Some(queue),
+                    // Realtime: the track node may release a burst after a wait.
+                    queue_size: Some(if opts.realtime { 64 } else { queue }),
                 },
             ),
             (
@@ -333,7 +343,14 @@ pub fn replay_dataflow(
         ]
         .into(),
         outputs: vec![port::ACK.into()],
-        env: [(env::OUT.to_owned(), output.display().to_string())].into(),
+        env: [(env::OUT.to_owned(), output.display().to_string())]
+            .into_iter()
+            .chain(
+                opts.stats
+                    .as_ref()
+                    .map(|p| (env::STATS.to_owned(), p.display().to_string())),
+            )
+            .collect(),
         restart_policy: None,
         max_restarts: None,
         restart_delay: None,
@@ -350,9 +367,9 @@ pub fn replay_dataflow(
     Ok(flow)
 }
 
-/// Deals the frames to `workers` infer processes: preprocess sends frame `index` on
-/// `tensor_{index % workers}`, each `infer_K` (one ONNX Runtime thread unless vigil.yml sets
-/// threads) reads its own, and the track node merges `detections_K` back into frame order.
+/// Shares the frames between `workers` infer processes: each `infer_K` (one ONNX Runtime
+/// thread unless vigil.yml sets threads) asks for work on `ready_K` and gets it on `tensor_K`,
+/// and the track node merges `detections_K` back into frame order.
 fn split_infer(nodes: &mut Vec<NodeSpec>, workers: usize) -> eyre::Result<()> {
     let at = nodes
         .iter()
@@ -378,13 +395,14 @@ fn split_infer(nodes: &mut Vec<NodeSpec>, workers: usize) -> eyre::Result<()> {
     }
     for n in nodes.iter_mut() {
         if n.id == node::PREPROCESS {
-            n.outputs = (0..workers)
-                .map(|k| topology::worker_port(port::TENSOR, k))
-                .collect();
+            n.outputs.retain(|o| o != port::TENSOR);
+            n.outputs
+                .extend((0..workers).map(|k| topology::worker_port(port::TENSOR, k)));
             n.env.insert(env::WORKERS.into(), workers.to_string());
         }
-        // `detections` / `status` from infer become `detections_K` / `status_K` from infer_K.
-        for name in [port::DETECTIONS, port::STATUS] {
+        // `detections` / `status` / `ready` from infer become `detections_K` / `status_K` /
+        // `ready_K` from infer_K.
+        for name in [port::DETECTIONS, port::STATUS, port::READY] {
             if let Some(input) = n.inputs.remove(name) {
                 for k in 0..workers {
                     n.inputs.insert(
@@ -418,6 +436,12 @@ pub fn replay(
         tmp.path().to_owned()
     };
     let device = Dataflow::parse(DEVICE_DATAFLOW).wrap_err("parsing the built-in dataflow")?;
+    let mut opts = opts.clone();
+    let stats_path = opts
+        .stats
+        .get_or_insert_with(|| workdir.join("stats.json"))
+        .clone();
+    let _ = std::fs::remove_file(&stats_path);
     let yaml = replay_dataflow(
         &device,
         &exe,
@@ -425,7 +449,7 @@ pub fn replay(
         &output,
         &workdir,
         &run.source,
-        opts,
+        &opts,
     )?
     .to_yaml()?;
     let flow = workdir.join("replay.yml");
@@ -489,11 +513,27 @@ pub fn replay(
                 .join("\n")
         );
     }
-    if !opts.realtime && lines != rec.frames.len() as u64 {
+    if lines != rec.frames.len() as u64 {
         bail!(
-            "lock-step replay wrote {lines} lines for {} frames",
+            "the replay wrote {lines} lines for {} frames",
             rec.frames.len()
         );
+    }
+    let summary = std::fs::read_to_string(&stats_path)
+        .ok()
+        .and_then(|s| serde_json::from_str::<vigil_sink::Stats>(&s).ok());
+    // Frames the detector ran on and failed, and none it got through: a failure, not an
+    // empty result (infer says so too, but a restarted process would have the last word).
+    if let Some(s) = &summary {
+        let count = |k: &str| s.status.get(k).copied().unwrap_or(0);
+        if count("inferred") == 0 && count("failed") > 0 {
+            let why = infer_error(&workdir).map_or(String::new(), |e| format!("; {e}"));
+            bail!(
+                "none of the {} frames could be inferred ({} failed){why}",
+                count("failed"),
+                count("failed")
+            );
+        }
     }
     let steady_fps = match (first, last) {
         (Some((t0, n0)), Some((t1, n1))) if n1 > n0 && t1 > t0 => {
@@ -504,16 +544,88 @@ pub fn replay(
     Ok(ReplayStats {
         frames: lines,
         steady_fps,
+        summary,
     })
 }
 
-/// What a replay did.
-#[derive(Debug, Clone, Copy)]
+/// The infer processes' own account of why nothing could be inferred, from dora's node logs.
+fn infer_error(workdir: &Path) -> Option<String> {
+    let runs = std::fs::read_dir(workdir.join("out")).ok()?;
+    let mut logs: Vec<PathBuf> = runs
+        .filter_map(Result::ok)
+        .filter_map(|run| std::fs::read_dir(run.path()).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("log_infer"))
+        })
+        .collect();
+    logs.sort();
+    logs.iter().find_map(|p| {
+        std::fs::read_to_string(p).ok()?.lines().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            let msg = v["msg"].as_str()?;
+            msg.contains("the first error:")
+                .then(|| msg.trim_start_matches("Error: ").to_owned())
+        })
+    })
+}
+
+/// What a replay did (`vigil replay --summary` writes it as JSON).
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ReplayStats {
     /// Lines written.
     pub frames: u64,
     /// Frames per second once results flowed (start-up and model loading excluded).
+    #[serde(rename = "fps")]
     pub steady_fps: Option<f64>,
+    /// The sink's summary: frames by status, capture → detections latency.
+    pub summary: Option<vigil_sink::Stats>,
+}
+
+impl ReplayStats {
+    /// One line for people: frames by status and the latency to detections.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = format!("{} frames", self.frames);
+        if let Some(fps) = self.steady_fps {
+            let _ = write!(out, " at {fps:.1} fps");
+        }
+        if let Some(s) = &self.summary {
+            let parts: Vec<String> = s
+                .status
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            let _ = write!(out, " ({})", parts.join(", "));
+            if let Some(p) = s.detect_ms {
+                let _ = write!(
+                    out,
+                    "; capture → detections p50 {:.1} ms, p99 {:.1} ms",
+                    p.p50, p.p99
+                );
+            }
+        }
+        out
+    }
+}
+
+/// How many infer processes a replay runs unless told: one per core for the CPU provider
+/// (each one ONNX Runtime thread, unless vigil.yml sets `model.threads`, then cores / threads),
+/// at most 4; one for an accelerator, which a single process keeps busy.
+#[must_use]
+pub fn default_workers(config: &vigil_config::Config) -> usize {
+    if config.model.provider != vigil_config::Provider::Cpu {
+        return 1;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let threads = config.model.threads.max(1);
+    (cores / threads).clamp(1, 4)
 }
 
 /// The dora CLI: `VIGIL_DORA`, else the project's `.venv/bin/dora` (the setup step puts it
@@ -835,6 +947,25 @@ mod tests {
         assert_eq!(
             split.node(node::MONITOR).expect("m").inputs["status_0"].source(),
             "infer_0/status"
+        );
+        // Each worker asks for its own frames; frames not sent still reach the tracker.
+        let pre = split.node(node::PREPROCESS).expect("p");
+        assert_eq!(pre.inputs["ready_1"].source(), "infer_1/ready");
+        assert_eq!(pre.outputs, ["skipped", "tensor_0", "tensor_1"]);
+        assert_eq!(pre.env[env::ORDER], "live");
+        assert_eq!(
+            split.node(node::TRACK).expect("t").inputs[port::SKIPPED].source(),
+            "preprocess/skipped"
+        );
+        // Realtime: acknowledged too (every line written), and the device's own queues.
+        let camera = split.node(node::CAMERA).expect("camera");
+        assert_eq!(camera.inputs[port::ACK].source(), "sink/ack");
+        assert_eq!(
+            split.node("infer_0").expect("w").inputs[port::TENSOR],
+            Input::Queued {
+                source: "preprocess/tensor_0".into(),
+                queue_size: Some(1)
+            }
         );
         assert!(
             replay_dataflow(

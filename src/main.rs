@@ -55,48 +55,7 @@ enum Command {
     /// Frames, duration, resolution, fps and size of a recording.
     Info { recording: PathBuf },
     /// Replay a recording through the real dataflow and write one JSON line per frame.
-    Replay {
-        recording: PathBuf,
-        #[arg(short, long)]
-        output: PathBuf,
-        /// The ONNX model; its `<stem>.yml` beside it is the vigil.yml it runs with.
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// The vigil.yml [default: the project's, which the device runs].
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Play at the recorded timestamps (drops allowed) instead of lock-step.
-        #[arg(long)]
-        realtime: bool,
-        /// Also serve the MJPEG preview on 127.0.0.1:PORT.
-        #[arg(long)]
-        preview: Option<u16>,
-        /// Keep the generated dataflow and dora's logs in this folder.
-        #[arg(long)]
-        workdir: Option<PathBuf>,
-        /// Inject faults into the infer node: `abort@SEQ,segv@SEQ,hang@SEQ,sticky@SEQ,garbage@SEQ`.
-        #[arg(long)]
-        faults: Option<String>,
-        /// The infer watchdog's deadline for one inference, in ms.
-        #[arg(long)]
-        deadline_ms: Option<u64>,
-        /// Run the monitor (audit, flight recorder) and serve /health and /metrics on this
-        /// port (0: no server). On by default with --realtime, on port 0.
-        #[arg(long)]
-        monitor_port: Option<u16>,
-        /// The audit database [default: <output>.audit.db].
-        #[arg(long)]
-        audit: Option<PathBuf>,
-        /// Where flight recordings go [default: <output>.flight/].
-        #[arg(long)]
-        flight_dir: Option<PathBuf>,
-        /// Any setting, in vigil.yml's terms: `--set tracker.max_age=40` (repeatable).
-        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
-        set: Vec<String>,
-        /// Infer processes sharing the frames (each one ONNX Runtime thread).
-        #[arg(long, default_value_t = 1)]
-        infer_workers: usize,
-    },
+    Replay(Box<ReplayArgs>),
     /// Time each stage on a recording, sequentially and through the dataflow, in one run.
     Bench {
         #[arg(default_value = "recordings/vtest-100.mcap")]
@@ -105,6 +64,13 @@ enum Command {
         model: Option<PathBuf>,
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Live mode instead: the lock-step capacity C, then realtime replays at 15, 30, 60
+        /// fps and C: fresh detections against min(1, C/R), latency p50/p99, lines lost.
+        #[arg(long)]
+        live: bool,
+        /// Infer processes [default: as `vigil replay` chooses].
+        #[arg(long)]
+        infer_workers: Option<usize>,
     },
     /// Record live from a V4L2 camera.
     Record {
@@ -115,6 +81,60 @@ enum Command {
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct ReplayArgs {
+    recording: PathBuf,
+    #[arg(short, long)]
+    output: PathBuf,
+    /// The ONNX model; its `<stem>.yml` beside it is the vigil.yml it runs with.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The vigil.yml [default: the project's, which the device runs].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Play at the recorded timestamps, as the camera would, instead of lock-step: the
+    /// detector takes the newest frame when it is free; every frame still gets its line,
+    /// saying whether it was inferred and, if not, why.
+    #[arg(long)]
+    realtime: bool,
+    /// With --realtime: play at this many frames per second instead of the recorded times.
+    #[arg(long, requires = "realtime")]
+    fps: Option<f64>,
+    /// Write the run's summary here as JSON: lines, steady fps, frames by status,
+    /// capture → detections / preprocessing / inference percentiles (ms).
+    #[arg(long)]
+    summary: Option<PathBuf>,
+    /// Also serve the MJPEG preview on 127.0.0.1:PORT.
+    #[arg(long)]
+    preview: Option<u16>,
+    /// Keep the generated dataflow and dora's logs in this folder.
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+    /// Inject faults into the infer node: `abort@SEQ,segv@SEQ,hang@SEQ,sticky@SEQ,garbage@SEQ`.
+    #[arg(long)]
+    faults: Option<String>,
+    /// The infer watchdog's deadline for one inference, in ms.
+    #[arg(long)]
+    deadline_ms: Option<u64>,
+    /// Run the monitor (audit, flight recorder) and serve /health and /metrics on this
+    /// port (0: no server). On by default with --realtime, on port 0.
+    #[arg(long)]
+    monitor_port: Option<u16>,
+    /// The audit database [default: <output>.audit.db].
+    #[arg(long)]
+    audit: Option<PathBuf>,
+    /// Where flight recordings go [default: <output>.flight/].
+    #[arg(long)]
+    flight_dir: Option<PathBuf>,
+    /// Any setting, in vigil.yml's terms: `--set tracker.max_age=40` (repeatable).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    set: Vec<String>,
+    /// Infer processes sharing the frames (each one ONNX Runtime thread) [default: one
+    /// per core, at most 4, for the CPU provider; 1 for an accelerator].
+    #[arg(long)]
+    infer_workers: Option<usize>,
 }
 
 /// What `vigil node` runs (the names dataflow.yml's `args: node <name>` use).
@@ -174,27 +194,15 @@ fn main() -> eyre::Result<()> {
             Ok(())
         }
         Command::Info { recording } => info(&recording),
-        Command::Replay {
-            recording,
-            output,
-            model,
-            config,
-            realtime,
-            preview,
-            workdir,
-            faults,
-            deadline_ms,
-            monitor_port,
-            audit,
-            flight_dir,
-            set,
-            infer_workers,
-        } => {
-            let set = overrides(&set)?;
-            dataflow::check_replay_overrides(&set)?;
-            let run = dataflow::load_config(model.as_deref(), config.as_deref(), set)?;
-            let opts = dataflow::ReplayOptions {
+        Command::Replay(args) => {
+            let ReplayArgs {
+                recording,
+                output,
+                model,
+                config,
                 realtime,
+                fps,
+                summary,
                 preview,
                 workdir,
                 faults,
@@ -202,19 +210,57 @@ fn main() -> eyre::Result<()> {
                 monitor_port,
                 audit,
                 flight_dir,
+                set,
                 infer_workers,
+            } = *args;
+            let set = overrides(&set)?;
+            dataflow::check_replay_overrides(&set)?;
+            let run = dataflow::load_config(model.as_deref(), config.as_deref(), set)?;
+            if let Some(f) = fps
+                && !(f.is_finite() && f > 0.0)
+            {
+                eyre::bail!("--fps {f}: a rate above 0");
+            }
+            if infer_workers == Some(0) {
+                eyre::bail!("--infer-workers 0: at least one");
+            }
+            let opts = dataflow::ReplayOptions {
+                realtime,
+                fps,
+                preview,
+                workdir,
+                faults,
+                deadline_ms,
+                monitor_port,
+                audit,
+                flight_dir,
+                infer_workers: infer_workers
+                    .unwrap_or_else(|| dataflow::default_workers(&run.resolved.config)),
+                stats: None,
             };
             let stats = dataflow::replay(&recording, &output, &run, &opts)?;
-            eprintln!("{}: {} frames", output.display(), stats.frames);
+            eprintln!("{}: {}", output.display(), stats.describe());
+            if let Some(path) = summary {
+                std::fs::write(&path, serde_json::to_string_pretty(&stats)?)
+                    .wrap_err_with(|| format!("writing {}", path.display()))?;
+            }
             Ok(())
         }
         Command::Bench {
             recording,
             model,
             config,
+            live,
+            infer_workers,
         } => {
             let run = dataflow::load_config(model.as_deref(), config.as_deref(), Vec::new())?;
-            bench::bench(&recording, &run)
+            if live {
+                let workers = infer_workers
+                    .unwrap_or_else(|| dataflow::default_workers(&run.resolved.config));
+                bench::bench_live(&recording, &run, workers)
+            } else {
+                bench::bench(&recording, &run)
+            }
         }
         Command::Record {
             output,

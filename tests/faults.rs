@@ -75,6 +75,8 @@ fn injected_faults_cost_no_video_and_leave_evidence() {
         .arg(&out)
         .args(["--realtime", "--faults", &faults.join(",")])
         .args(["--deadline-ms", &DEADLINE_MS.to_string()])
+        // The device's graph: one infer process.
+        .args(["--infer-workers", "1"])
         // The customer's setting: inference on every 3rd frame.
         .args(["--set", "preprocess.interval=3"])
         .arg("--workdir")
@@ -151,7 +153,13 @@ fn injected_faults_cost_no_video_and_leave_evidence() {
         "one restart row per fault: {rows:?}"
     );
     for (row, (kind, seq, cause)) in rows.iter().zip(FAULTS) {
-        assert_eq!((row.cause.as_str(), row.fault_seq), (cause, seq), "{kind}");
+        // On the planned frame, or the first the detector took after it (live pacing).
+        assert_eq!(row.cause.as_str(), cause, "{kind}");
+        assert!(
+            (seq..seq + FPS).contains(&row.fault_seq),
+            "{kind}: planned at {seq}, happened at {}",
+            row.fault_seq
+        );
         let budget = if kind == "hang" {
             DEADLINE_MS + BUDGET_MS
         } else {
@@ -164,7 +172,7 @@ fn injected_faults_cost_no_video_and_leave_evidence() {
         let flight = PathBuf::from(row.flight.as_deref().expect("flight recording named"));
         let fr = Recording::open(&flight).expect("flight recording readable");
         assert!(
-            fr.frames.iter().any(|f| u64::from(f.seq) == seq),
+            fr.frames.iter().any(|f| u64::from(f.seq) == row.fault_seq),
             "{kind}: the flight recording holds the fault frame"
         );
         assert!(fr.frames.len() > 60, "{kind}: seconds around the fault");
@@ -172,11 +180,11 @@ fn injected_faults_cost_no_video_and_leave_evidence() {
     let written = std::fs::read_to_string(&out).expect("output");
     let missing = written
         .lines()
-        .filter(|l| l.contains("\"missing\":true"))
+        .filter(|l| l.contains("\"status\":\"missing\""))
         .count();
     let written = written.lines().count();
     eprintln!("results written: {written}, {missing} of them without detections (tracks coasting)");
-    assert!(written as u64 >= FRAMES - 30, "the tracker kept its pace");
+    assert_eq!(written as u64, FRAMES, "one line per frame, none lost");
     assert!(
         missing > 0,
         "frames during the faults went out without detections"

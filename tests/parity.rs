@@ -77,6 +77,7 @@ fn models() -> Vec<Model> {
         keep_aspect: true,
         symmetric_padding: true,
         pad_value: 114,
+        reduced_decode: false,
     };
     vec![
         Model {

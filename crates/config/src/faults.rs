@@ -84,15 +84,18 @@ impl From<FaultPlan> for String {
 }
 
 impl FaultPlan {
-    /// The fault planned for frame `seq`, unless a predecessor process already died on a frame
-    /// at or after it (a restarted node must not fail again on a frame replayed to it).
+    /// The fault to inject on frame `seq`: the first one planned at or before it and after
+    /// `done` (the planned frame of the last fault this process injected, or the frame a
+    /// predecessor process died on, so that a restarted node does not fail again on what
+    /// killed it). At or after, not at: in live mode the detector runs on the newest frame when
+    /// it is free, so the planned frame itself may not reach it.
     #[must_use]
-    pub fn at(&self, seq: u64, died_at: Option<u64>) -> Option<Fault> {
-        let fault = *self.0.get(&seq)?;
-        match died_at {
-            Some(d) if fault.is_fatal() && seq <= d => None,
-            _ => Some(fault),
+    pub fn due(&self, seq: u64, done: Option<u64>) -> Option<(u64, Fault)> {
+        let from = done.map_or(0, |d| d.saturating_add(1));
+        if from > seq {
+            return None;
         }
+        self.0.range(from..=seq).next().map(|(&at, &f)| (at, f))
     }
 
     #[must_use]
@@ -138,14 +141,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plan_parses_and_a_restarted_node_skips_what_killed_its_predecessor() {
+    fn plan_parses_and_each_fault_comes_once_on_the_first_frame_at_or_after_its_own() {
         let plan: FaultPlan = "abort@10, segv@20,garbage@5".parse().expect("parses");
         assert_eq!((plan.len(), plan.fatal()), (3, 2));
-        assert_eq!(plan.at(10, None), Some(Fault::Abort));
-        assert_eq!(plan.at(10, Some(10)), None);
-        assert_eq!(plan.at(20, Some(10)), Some(Fault::Segv));
-        assert_eq!(plan.at(5, Some(10)), Some(Fault::Garbage));
-        assert_eq!(plan.at(11, None), None);
+        assert_eq!(plan.due(4, None), None);
+        assert_eq!(plan.due(5, None), Some((5, Fault::Garbage)));
+        assert_eq!(plan.due(10, Some(5)), Some((10, Fault::Abort)));
+        // Frame 10 never reached the detector: the fault comes on the next one that does.
+        assert_eq!(plan.due(12, Some(5)), Some((10, Fault::Abort)));
+        // The predecessor died on frame 12: its successor goes on to the next fault.
+        assert_eq!(plan.due(13, Some(12)), None);
+        assert_eq!(plan.due(21, Some(12)), Some((20, Fault::Segv)));
+        assert_eq!(plan.due(30, Some(20)), None);
         assert!("".parse::<FaultPlan>().expect("empty").is_empty());
         for bad in ["abort", "melt@3", "abort@x", "abort@1,segv@1"] {
             assert!(bad.parse::<FaultPlan>().is_err(), "{bad}");

@@ -151,6 +151,11 @@ pub struct Preprocess {
     /// Infer every k-th frame (by sequence number).
     pub interval: NonZeroU64,
     pub device: Device,
+    /// Decode the JPEG at 1/2, 1/4 or 1/8 scale in the IDCT when the letterboxed picture is at
+    /// most that part of the frame (e.g. 1280x720 into 640x640 keeping aspect: 1/2, and the
+    /// resize becomes a copy). Faster; pixels differ slightly from a full decode + bilinear
+    /// resize, so off by default (parity with nvinfer and Ultralytics).
+    pub reduced_decode: bool,
 }
 
 impl Default for Preprocess {
@@ -167,6 +172,7 @@ impl Default for Preprocess {
             pad_value: 114,
             interval: NonZeroU64::MIN,
             device: Device::Cpu,
+            reduced_decode: false,
         }
     }
 }

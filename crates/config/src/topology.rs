@@ -24,6 +24,11 @@ pub mod port {
     pub const TENSOR: &str = "tensor";
     /// infer → track (`detections_K` from `infer_K`).
     pub const DETECTIONS: &str = "detections";
+    /// infer → preprocess: free for a frame (`ready_K` from `infer_K`).
+    pub const READY: &str = "ready";
+    /// preprocess → track: frames not sent to the detector, and why (interval, busy, bad
+    /// frame, detector down).
+    pub const SKIPPED: &str = "skipped";
     /// infer → monitor: started / rejected (`status_K` from `infer_K`).
     pub const STATUS: &str = "status";
     /// track → preview, monitor, sink.
@@ -32,7 +37,7 @@ pub mod port {
     pub const SHOWN: &str = "shown";
     /// sink → replay (lock-step).
     pub const ACK: &str = "ack";
-    /// The sink's timer input.
+    /// A timer input (the sink's acks, infer's repeated `ready`).
     pub const TICK: &str = "tick";
 }
 
@@ -78,8 +83,13 @@ pub mod env {
     pub const WINDOW: &str = "VIGIL_WINDOW";
     /// replay: resend a frame not acknowledged within this many ms.
     pub const RESEND_MS: &str = "VIGIL_RESEND_MS";
-    /// track: `strict` (every frame, in order: replay) or `live` (the device).
+    /// track, preprocess: `strict` (every frame inferred and released in order: lock-step
+    /// replay) or `live` (the device, realtime replay).
     pub const ORDER: &str = "VIGIL_ORDER";
+    /// replay (realtime): play at this many frames per second instead of the recorded times.
+    pub const FPS: &str = "VIGIL_FPS";
+    /// sink: where to write the run's summary (frames by status, latency histogram), JSON.
+    pub const STATS: &str = "VIGIL_STATS";
     /// preprocess: infer workers the frames are dealt to.
     pub const WORKERS: &str = "VIGIL_WORKERS";
     /// sink: the JSON lines file.

@@ -23,17 +23,92 @@ pub struct FrameHeader {
 /// Wall-clock measurements for monitoring only: nothing downstream decides on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Latency {
+    /// When the frame was captured (or played, in a replay), Unix time in nanoseconds.
+    pub captured_unix_ns: u64,
     pub preprocess_us: u32,
     pub infer_us: u32,
+    /// From capture to the frame's detections reaching the tracker.
+    pub detect_us: u32,
 }
 
-/// One frame's detections in source pixels. `inferred` is false for skipped frames.
+/// Whether a frame was inferred and, if not, why. Every frame carries one: the output says
+/// for each frame what the detector did with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FrameStatus {
+    /// The detector ran on this frame.
+    Inferred,
+    /// Not this frame's turn (`preprocess.interval`).
+    Interval,
+    /// Every detector process was occupied with an older frame, and a newer frame came
+    /// before one was free.
+    Busy,
+    /// The detector was down (starting, restarting) or its answer never came.
+    Missing,
+    /// The frame's JPEG could not be decoded.
+    BadFrame,
+    /// The detector ran and failed on this frame (NaN/inf in its tensor or outputs, or an
+    /// error of the backend); counted by the infer node.
+    Failed,
+}
+
+impl FrameStatus {
+    pub const ALL: [Self; 6] = [
+        Self::Inferred,
+        Self::Interval,
+        Self::Busy,
+        Self::Missing,
+        Self::BadFrame,
+        Self::Failed,
+    ];
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inferred => "inferred",
+            Self::Interval => "interval",
+            Self::Busy => "busy",
+            Self::Missing => "missing",
+            Self::BadFrame => "bad_frame",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The status named `s` (as [`Self::as_str`] writes it).
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// One frame's detections in source pixels, or why there are none (`status`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectionsMsg {
     pub header: FrameHeader,
-    pub inferred: bool,
+    pub status: FrameStatus,
+    /// For a `Busy` frame: the frame the detector was occupied with. If that one's answer never
+    /// comes, the detector was down, not busy, and the tracker says `Missing`.
+    pub behind: Option<u64>,
     pub detections: Vec<Detection>,
     pub latency: Latency,
+}
+
+impl DetectionsMsg {
+    /// A frame the detector did not run on, for `status`'s reason.
+    #[must_use]
+    pub fn not_inferred(header: FrameHeader, status: FrameStatus, latency: Latency) -> Self {
+        Self {
+            header,
+            status,
+            behind: None,
+            detections: Vec::new(),
+            latency,
+        }
+    }
+
+    #[must_use]
+    pub fn inferred(&self) -> bool {
+        self.status == FrameStatus::Inferred
+    }
 }
 
 /// One tracked object.
@@ -47,7 +122,8 @@ pub struct Track {
     pub hits: u32,
     /// Inferred frames since the last match; 0 when matched this frame.
     pub misses: u32,
-    /// Frames predicted since the detector last answered (it was down or lost them).
+    /// Frames predicted since the last inferred one (skipped by interval, detector busy or
+    /// down).
     pub lost: u32,
 }
 
@@ -60,16 +136,22 @@ impl Track {
 }
 
 /// One frame's outcome as the tracker left it: the frame's detections and the live tracks,
-/// together so that they can never be separated on the way. `missing` marks a frame whose
-/// detections never came (the detector was down or lost it): its tracks are predictions.
+/// together so that they can never be separated on the way. On a frame not inferred
+/// (`status`), the tracks are predictions, marked coasting.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResultMsg {
     pub header: FrameHeader,
-    pub inferred: bool,
-    pub missing: bool,
+    pub status: FrameStatus,
     pub detections: Vec<Detection>,
     pub tracks: Vec<Track>,
     pub latency: Latency,
+}
+
+impl ResultMsg {
+    #[must_use]
+    pub fn inferred(&self) -> bool {
+        self.status == FrameStatus::Inferred
+    }
 }
 
 /// Why a node's previous process ended, as it recorded on its way out.

@@ -31,6 +31,7 @@ fn configs() -> Vec<(&'static str, PreprocessConfig)> {
         keep_aspect: true,
         symmetric_padding: true,
         pad_value: 114,
+        reduced_decode: false,
     };
     vec![
         ("yolov8 640 NCHW rgb/255 pad 114", yolo.clone()),
@@ -322,6 +323,7 @@ fn pipeline(gpu: &Gpu) -> eyre::Result<()> {
         keep_aspect: false,
         symmetric_padding: true,
         pad_value: 0,
+        reduced_decode: false,
     };
     let post = PostprocessConfig {
         layout: Some(Layout::BoxesScoreClass),

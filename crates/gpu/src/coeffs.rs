@@ -166,6 +166,7 @@ mod tests {
                 keep_aspect: false,
                 symmetric_padding: false,
                 pad_value: 0,
+                reduced_decode: false,
             };
             let mut pre = Preprocessor::new(cfg).expect("config");
             let mut cpu = Vec::new();

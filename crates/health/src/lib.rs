@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 
 pub use histogram::Histogram;
-use vigil_frame::{FrameHeader, ResultMsg, StatusMsg};
+use vigil_frame::{FrameHeader, FrameStatus, ResultMsg, StatusMsg};
 
 /// A process restart, as first known (when the new process reports in).
 #[derive(Debug, Clone, PartialEq)]
@@ -75,12 +75,15 @@ pub struct Health {
     pub results: u64,
     pub inferred: u64,
     pub missing: u64,
+    /// Results by frame status, in [`FrameStatus::ALL`] order.
+    pub by_status: [u64; FrameStatus::ALL.len()],
     pub rejected: u64,
     /// Frames the camera sent that the preview never showed: gaps in what it reported.
     pub preview_gaps: u64,
     /// Frames the camera had sent that the preview had not shown, at its first report.
     unshown_before_first: Option<u64>,
     clock_ns: u64,
+    newest_index: Option<u64>,
     recent: VecDeque<(u64, u64)>,
     /// Seqs of recent frames that went out without detections.
     recent_missing: VecDeque<u64>,
@@ -114,10 +117,12 @@ impl Health {
             results: 0,
             inferred: 0,
             missing: 0,
+            by_status: [0; FrameStatus::ALL.len()],
             rejected: 0,
             preview_gaps: 0,
             unshown_before_first: None,
             clock_ns: 0,
+            newest_index: None,
             recent: VecDeque::with_capacity(RECENT),
             recent_missing: VecDeque::new(),
             starts: BTreeMap::new(),
@@ -153,6 +158,11 @@ impl Health {
     }
 
     pub fn frame(&mut self, h: &FrameHeader) {
+        // A frame sent again (a replay resends what was not acknowledged) is not a new one.
+        if self.newest_index.is_some_and(|n| h.index <= n) {
+            return;
+        }
+        self.newest_index = Some(h.index);
         self.frames_in += 1;
         self.clock_ns = self.clock_ns.max(h.timestamp_ns);
         if self.recent.len() == RECENT {
@@ -240,6 +250,7 @@ impl Health {
         for (stage, us) in [
             ("preprocess", u64::from(r.latency.preprocess_us)),
             ("infer", u64::from(r.latency.infer_us)),
+            ("detect", u64::from(r.latency.detect_us)),
             ("pipeline", pipeline_us.unwrap_or(0)),
         ] {
             if us > 0 {
@@ -249,8 +260,9 @@ impl Health {
                     .observe(us as f64 / 1e6);
             }
         }
+        self.by_status[r.status as usize] += 1;
         let mut events = Vec::new();
-        if r.missing {
+        if r.status == FrameStatus::Missing {
             self.missing += 1;
             if self.recent_missing.len() == RECENT {
                 self.recent_missing.pop_front();
@@ -272,7 +284,7 @@ impl Health {
                 });
             }
         }
-        if r.inferred {
+        if r.inferred() {
             self.inferred += 1;
             if let Some(s) = self.stall.take() {
                 events.push(AuditEvent::StallEnded {
@@ -346,6 +358,16 @@ impl Health {
             "Frames the detector ran on.",
             &[(String::new(), self.inferred)],
         );
+        let by_status: Vec<(String, u64)> = FrameStatus::ALL
+            .iter()
+            .zip(self.by_status)
+            .map(|(s, n)| (format!("{{status=\"{}\"}}", s.as_str()), n))
+            .collect();
+        counter(
+            "vigil_frames_total",
+            "Frames out of the tracker, by what the detector did with them.",
+            &by_status,
+        );
         counter(
             "vigil_frames_rejected_total",
             "Frames whose tensor or outputs held NaN/inf.",
@@ -374,7 +396,7 @@ impl Health {
         let name = "vigil_stage_latency_seconds";
         let _ = writeln!(
             o,
-            "# HELP {name} Time spent per stage.\n# TYPE {name} histogram"
+            "# HELP {name} Time spent per stage (detect: from capture to the frame's detections at the tracker; pipeline: from capture to the result at the monitor).\n# TYPE {name} histogram"
         );
         for (stage, h) in &self.latency {
             h.write(&mut o, name, &format!("stage=\"{stage}\""));
@@ -409,14 +431,19 @@ mod tests {
     fn result(seq: u64, inferred: bool, missing: bool) -> ResultMsg {
         ResultMsg {
             header: h(seq),
-            inferred,
-            missing,
+            status: match (inferred, missing) {
+                (true, _) => FrameStatus::Inferred,
+                (false, true) => FrameStatus::Missing,
+                (false, false) => FrameStatus::Interval,
+            },
             detections: Vec::new(),
             tracks: Vec::new(),
             latency: if inferred {
                 Latency {
                     preprocess_us: 600,
                     infer_us: 25_000,
+                    detect_us: 31_000,
+                    ..Latency::default()
                 }
             } else {
                 Latency::default()
@@ -497,6 +524,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("vigil_frames_in_total 24"), "{text}");
+        m.frame(&h(20));
+        assert_eq!(m.frames_in, 24, "a frame sent again is not counted twice");
         // A worker's restart is reported under the worker's own name.
         m.status(
             "infer_1",
@@ -514,7 +543,14 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("vigil_stage_latency_seconds_count{stage=\"infer\"} 12"),
+            text.contains("vigil_stage_latency_seconds_count{stage=\"infer\"} 12")
+                && text.contains("vigil_stage_latency_seconds_count{stage=\"detect\"} 12"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vigil_frames_total{status=\"inferred\"} 12")
+                && text.contains("vigil_frames_total{status=\"missing\"} 10")
+                && text.contains("vigil_frames_total{status=\"busy\"} 0"),
             "{text}"
         );
         assert!(m.health_json().contains("\"status\":\"ok\""));

@@ -4,10 +4,11 @@
 //!
 //! | message      | payload (Arrow)                                   | parameters                        |
 //! |--------------|---------------------------------------------------|-----------------------------------|
-//! | frame        | `UInt8` — the camera's JPEG bytes, untouched       | header                            |
-//! | tensor       | `Float32` — network input, empty when skipped      | header, letterbox, shape, layout  |
-//! | detections   | struct {class u32, score f32, x1,y1,x2,y2 f32}     | header, `inferred`                |
-//! | result       | struct {kind u8, id u64, class, score, hits, misses, lost, coasting, x1..y2} — the frame's detections (kind 0) and tracks (kind 1) | header, `inferred`, `missing` |
+//! | frame        | `UInt8` — the camera's JPEG bytes, untouched       | header, `captured_unix_ns`        |
+//! | tensor       | `Float32` — network input                          | header, letterbox, shape, layout  |
+//! | detections   | struct {class u32, score f32, x1,y1,x2,y2 f32}     | header, `status` (+ `behind`)     |
+//! | result       | struct {kind u8, id u64, class, score, hits, misses, lost, coasting, x1..y2} — the frame's detections (kind 0) and tracks (kind 1) | header, `status` |
+//! | ready        | empty — an infer process is free for a frame          | `pid`, `received` (last frame it answered) |
 //! | status       | empty — infer's `started` (with how its predecessor died) or `rejected` | `event`, `pid`, `fault_*` |
 //! | shown        | empty — the preview showed this frame                  | header, `shown_total`             |
 //! | ack          | empty `UInt8`                                      | header                            |
@@ -29,7 +30,7 @@ pub use dora_message::metadata::{MetadataParameters, Parameter};
 pub use vigil_detect::TensorLayout;
 use vigil_detect::{BBox, Detection, Letterbox};
 pub use vigil_frame::{
-    DetectionsMsg, FaultReport, FrameHeader, Latency, ResultMsg, StatusMsg, Track,
+    DetectionsMsg, FaultReport, FrameHeader, FrameStatus, Latency, ResultMsg, StatusMsg, Track,
 };
 
 /// Metadata keys.
@@ -39,13 +40,16 @@ pub mod keys {
     pub const TIMESTAMP_NS: &str = "timestamp_ns";
     pub const WIDTH: &str = "width";
     pub const HEIGHT: &str = "height";
-    pub const INFERRED: &str = "inferred";
+    pub const STATUS: &str = "status";
+    pub const BEHIND: &str = "behind";
+    pub const CAPTURED_NS: &str = "captured_unix_ns";
+    pub const DETECT_US: &str = "detect_us";
+    pub const RECEIVED: &str = "received";
     pub const SHAPE: &str = "shape";
     pub const LAYOUT: &str = "layout";
     pub const SCALE: &str = "letterbox_scale";
     pub const PAD: &str = "letterbox_pad";
     pub const NET_SIZE: &str = "net_size";
-    pub const MISSING: &str = "missing";
     pub const PREPROCESS_US: &str = "preprocess_us";
     pub const INFER_US: &str = "infer_us";
     pub const EVENT: &str = "event";
@@ -59,15 +63,20 @@ pub mod keys {
 }
 
 fn insert_latency(l: Latency, p: &mut MetadataParameters) {
-    {
-        for (key, v) in [
-            (keys::PREPROCESS_US, l.preprocess_us),
-            (keys::INFER_US, l.infer_us),
-        ] {
-            if v > 0 {
-                p.insert(key.into(), Parameter::Integer(v.into()));
-            }
+    for (key, v) in [
+        (keys::PREPROCESS_US, l.preprocess_us),
+        (keys::INFER_US, l.infer_us),
+        (keys::DETECT_US, l.detect_us),
+    ] {
+        if v > 0 {
+            p.insert(key.into(), Parameter::Integer(v.into()));
         }
+    }
+    if l.captured_unix_ns > 0 {
+        p.insert(
+            keys::CAPTURED_NS.into(),
+            Parameter::Integer(i64::try_from(l.captured_unix_ns).unwrap_or(i64::MAX)),
+        );
     }
 }
 
@@ -77,8 +86,13 @@ fn latency_from_params(p: &MetadataParameters) -> Latency {
         _ => 0,
     };
     Latency {
+        captured_unix_ns: match p.get(keys::CAPTURED_NS) {
+            Some(Parameter::Integer(v)) => u64::try_from(*v).unwrap_or(0),
+            _ => 0,
+        },
         preprocess_us: us(keys::PREPROCESS_US),
         infer_us: us(keys::INFER_US),
+        detect_us: us(keys::DETECT_US),
     }
 }
 
@@ -98,6 +112,23 @@ pub enum MsgError {
         found: String,
         expected: &'static str,
     },
+}
+
+fn insert_status(s: FrameStatus, p: &mut MetadataParameters) {
+    p.insert(keys::STATUS.into(), Parameter::String(s.as_str().into()));
+}
+
+fn status(p: &MetadataParameters) -> Result<FrameStatus, MsgError> {
+    match get(p, keys::STATUS)? {
+        Parameter::String(s) => FrameStatus::parse(s).ok_or_else(|| {
+            bad(
+                keys::STATUS,
+                format!("{s:?}"),
+                "inferred, interval, busy, missing, bad_frame or failed",
+            )
+        }),
+        other => Err(bad(keys::STATUS, format!("{other:?}"), "a string")),
+    }
 }
 
 /// A frame header as message metadata.
@@ -166,13 +197,6 @@ fn int_list(p: &MetadataParameters, key: &'static str) -> Result<Vec<i64>, MsgEr
     }
 }
 
-fn boolean(p: &MetadataParameters, key: &'static str) -> Result<bool, MsgError> {
-    match get(p, key)? {
-        Parameter::Bool(v) => Ok(*v),
-        other => Err(bad(key, format!("{other:?}"), "a bool")),
-    }
-}
-
 fn payload_err(message: &'static str, data: &dyn Array, expected: &'static str) -> MsgError {
     MsgError::BadPayload {
         message,
@@ -188,17 +212,32 @@ fn payload_err(message: &'static str, data: &dyn Array, expected: &'static str) 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frame<'a> {
     pub header: FrameHeader,
+    /// When it was captured (or played), Unix ns; 0: unknown. A measurement, never an input.
+    pub captured_unix_ns: u64,
     pub jpeg: &'a [u8],
 }
 
 impl Frame<'_> {
     #[must_use]
     pub fn encode(&self) -> (MetadataParameters, ArrayRef) {
-        (
-            header_params(&self.header),
-            Arc::new(UInt8Array::from(self.jpeg.to_vec())),
-        )
+        let mut p = header_params(&self.header);
+        insert_latency(
+            Latency {
+                captured_unix_ns: self.captured_unix_ns,
+                ..Latency::default()
+            },
+            &mut p,
+        );
+        (p, Arc::new(UInt8Array::from(self.jpeg.to_vec())))
     }
+}
+
+/// Now, as Unix time in nanoseconds (0 if the clock is before 1970): for the capture stamp.
+#[must_use]
+pub fn unix_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Reads a frame without copying its bytes.
@@ -206,20 +245,24 @@ pub fn decode_frame<'a>(
     p: &MetadataParameters,
     data: &'a dyn Array,
 ) -> Result<Frame<'a>, MsgError> {
-    let bytes = data
-        .as_primitive_opt::<UInt8Type>()
-        .ok_or_else(|| payload_err("frame", data, "UInt8"))?;
     Ok(Frame {
         header: decode_header(p)?,
-        jpeg: bytes.values(),
+        captured_unix_ns: latency_from_params(p).captured_unix_ns,
+        jpeg: frame_bytes(data)?,
     })
+}
+
+/// A frame message's JPEG bytes, without copying them.
+pub fn frame_bytes(data: &dyn Array) -> Result<&[u8], MsgError> {
+    data.as_primitive_opt::<UInt8Type>()
+        .map(|b| b.values().as_ref())
+        .ok_or_else(|| payload_err("frame", data, "UInt8"))
 }
 
 // ---------------------------------------------------------------------------------------------
 // tensor
 
-/// A network input tensor and how it was made from the frame. `data` is empty for frames the
-/// preprocessor skipped (not this frame's turn for inference).
+/// A network input tensor and how it was made from the frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TensorMsg<'a> {
     pub header: FrameHeader,
@@ -231,11 +274,6 @@ pub struct TensorMsg<'a> {
 }
 
 impl TensorMsg<'_> {
-    #[must_use]
-    pub fn is_skipped(&self) -> bool {
-        self.data.is_empty()
-    }
-
     #[must_use]
     pub fn encode(&self) -> (MetadataParameters, ArrayRef) {
         let mut p = header_params(&self.header);
@@ -299,7 +337,7 @@ pub fn decode_tensor<'a>(
         ));
     };
     let data = values.values();
-    if !data.is_empty() && data.len() != shape.iter().product::<usize>() {
+    if data.len() != shape.iter().product::<usize>() {
         return Err(payload_err("tensor", values, "as many values as its shape"));
     }
     Ok(TensorMsg {
@@ -412,7 +450,13 @@ impl<'a> Columns<'a> {
 impl Encode for DetectionsMsg {
     fn encode(&self) -> (MetadataParameters, ArrayRef) {
         let mut p = header_params(&self.header);
-        p.insert(keys::INFERRED.into(), Parameter::Bool(self.inferred));
+        insert_status(self.status, &mut p);
+        if let Some(b) = self.behind {
+            p.insert(
+                keys::BEHIND.into(),
+                Parameter::Integer(i64::try_from(b).unwrap_or(i64::MAX)),
+            );
+        }
         insert_latency(self.latency, &mut p);
         let d = &self.detections;
         let mut cols: Vec<(&str, ArrayRef)> = vec![
@@ -445,7 +489,11 @@ pub fn decode_detections(
         .collect();
     Ok(DetectionsMsg {
         header: decode_header(p)?,
-        inferred: boolean(p, keys::INFERRED)?,
+        status: status(p)?,
+        behind: match p.get(keys::BEHIND) {
+            None => None,
+            Some(_) => Some(int(p, keys::BEHIND)? as u64),
+        },
         detections,
         latency: latency_from_params(p),
     })
@@ -456,10 +504,7 @@ pub fn decode_detections(
 impl Encode for ResultMsg {
     fn encode(&self) -> (MetadataParameters, ArrayRef) {
         let mut p = header_params(&self.header);
-        p.insert(keys::INFERRED.into(), Parameter::Bool(self.inferred));
-        if self.missing {
-            p.insert(keys::MISSING.into(), Parameter::Bool(true));
-        }
+        insert_status(self.status, &mut p);
         insert_latency(self.latency, &mut p);
         let rows: Vec<(u8, Track)> = self
             .detections
@@ -535,8 +580,7 @@ pub fn decode_result(p: &MetadataParameters, data: &dyn Array) -> Result<ResultM
     let (hits, misses, lost) = (c.u32("hits")?, c.u32("misses")?, c.u32("lost")?);
     let mut msg = ResultMsg {
         header: decode_header(p)?,
-        inferred: boolean(p, keys::INFERRED)?,
-        missing: matches!(p.get(keys::MISSING), Some(Parameter::Bool(true))),
+        status: status(p)?,
         detections: Vec::new(),
         tracks: Vec::new(),
         latency: latency_from_params(p),
@@ -570,6 +614,42 @@ pub fn encode_ack(header: &FrameHeader) -> (MetadataParameters, ArrayRef) {
         header_params(header),
         Arc::new(UInt8Array::from(Vec::<u8>::new())),
     )
+}
+
+// ---------------------------------------------------------------------------------------------
+// ready (infer → preprocess)
+
+/// An infer process asking for work: it is free, and the last frame it answered (if any) is
+/// `received`. Sent on start, after every answer and again while it waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ready {
+    pub pid: u32,
+    pub received: Option<u64>,
+}
+
+impl Encode for Ready {
+    fn encode(&self) -> (MetadataParameters, ArrayRef) {
+        let mut p = MetadataParameters::new();
+        p.insert(keys::PID.into(), Parameter::Integer(self.pid.into()));
+        if let Some(r) = self.received {
+            p.insert(
+                keys::RECEIVED.into(),
+                Parameter::Integer(i64::try_from(r).unwrap_or(i64::MAX)),
+            );
+        }
+        (p, Arc::new(UInt8Array::from(Vec::<u8>::new())))
+    }
+}
+
+pub fn decode_ready(p: &MetadataParameters) -> Result<Ready, MsgError> {
+    Ok(Ready {
+        pid: u32::try_from(int(p, keys::PID)?)
+            .map_err(|_| bad(keys::PID, "out of range", "a u32"))?,
+        received: match p.get(keys::RECEIVED) {
+            None => None,
+            Some(_) => Some(int(p, keys::RECEIVED)? as u64),
+        },
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -663,19 +743,13 @@ mod tests {
     #[test]
     fn frame_round_trips_bytes_untouched() {
         let jpeg = [0xFF, 0xD8, 1, 2, 3, 0xFF, 0xD9];
-        let (p, a) = Frame {
+        let frame = Frame {
             header: H,
+            captured_unix_ns: 1_764_000_000_000_000_000,
             jpeg: &jpeg,
-        }
-        .encode();
-        let back = decode_frame(&p, a.as_ref()).expect("decodes");
-        assert_eq!(
-            back,
-            Frame {
-                header: H,
-                jpeg: &jpeg
-            }
-        );
+        };
+        let (p, a) = frame.encode();
+        assert_eq!(decode_frame(&p, a.as_ref()).expect("decodes"), frame);
     }
 
     #[test]
@@ -690,7 +764,7 @@ mod tests {
             data: &data,
             latency: Latency {
                 preprocess_us: 612,
-                infer_us: 0,
+                ..Latency::default()
             },
         };
         let (p, a) = msg.encode();
@@ -709,7 +783,7 @@ mod tests {
             data: &data,
             latency: Latency {
                 preprocess_us: 612,
-                infer_us: 0,
+                ..Latency::default()
             },
         };
         let (p, a) = msg.encode();
@@ -728,23 +802,24 @@ mod tests {
         };
         let msg = DetectionsMsg {
             header: H,
-            inferred: true,
+            status: FrameStatus::Inferred,
+            behind: None,
             detections: vec![d, d],
             latency: Latency {
+                captured_unix_ns: 1_764_000_000_000_000_000,
                 preprocess_us: 612,
                 infer_us: 25_000,
+                detect_us: 31_000,
             },
         };
         let (p, a) = msg.encode();
         assert_eq!(decode_detections(&p, a.as_ref()).expect("decodes"), msg);
-        let empty = DetectionsMsg {
-            header: H,
-            inferred: false,
-            detections: vec![],
-            latency: Latency::default(),
-        };
-        let (p, a) = empty.encode();
-        assert_eq!(decode_detections(&p, a.as_ref()).expect("decodes"), empty);
+        for status in FrameStatus::ALL {
+            let mut empty = DetectionsMsg::not_inferred(H, status, Latency::default());
+            empty.behind = (status == FrameStatus::Busy).then_some(2);
+            let (p, a) = empty.encode();
+            assert_eq!(decode_detections(&p, a.as_ref()).expect("decodes"), empty);
+        }
 
         let t = Track {
             id: 7,
@@ -757,25 +832,49 @@ mod tests {
         };
         let msg = ResultMsg {
             header: H,
-            inferred: true,
-            missing: false,
+            status: FrameStatus::Inferred,
             detections: vec![d],
             tracks: vec![t, t],
             latency: Latency {
                 preprocess_us: 1,
                 infer_us: 2,
+                ..Latency::default()
             },
         };
         let (p, a) = msg.encode();
         assert_eq!(decode_result(&p, a.as_ref()).expect("decodes"), msg);
         let missing = ResultMsg {
-            inferred: false,
-            missing: true,
+            status: FrameStatus::Missing,
             detections: vec![],
             ..msg
         };
         let (p, a) = missing.encode();
         assert_eq!(decode_result(&p, a.as_ref()).expect("decodes"), missing);
+        let (mut p, a) = missing.encode();
+        p.insert(keys::STATUS.into(), Parameter::String("asleep".into()));
+        let err = decode_result(&p, a.as_ref()).expect_err("unknown status");
+        assert!(err.to_string().contains("status"), "{err}");
+    }
+
+    #[test]
+    fn ready_round_trips() {
+        for r in [
+            Ready {
+                pid: 7,
+                received: None,
+            },
+            Ready {
+                pid: 7,
+                received: Some(0),
+            },
+            Ready {
+                pid: 9,
+                received: Some(1234),
+            },
+        ] {
+            let (p, _) = r.encode();
+            assert_eq!(decode_ready(&p).expect("decodes"), r);
+        }
     }
 
     #[test]
@@ -813,6 +912,7 @@ mod tests {
     fn missing_key_and_wrong_payload_are_named() {
         let (mut p, a) = Frame {
             header: H,
+            captured_unix_ns: 0,
             jpeg: &[1],
         }
         .encode();
@@ -823,6 +923,7 @@ mod tests {
         );
         let (p, _) = Frame {
             header: H,
+            captured_unix_ns: 0,
             jpeg: &[1],
         }
         .encode();

@@ -1,5 +1,6 @@
 //! The IOU tracker: greedy matching of detections to tracks of the same class by `IoU`, with a
-//! constant-velocity prediction for frames whose detections never came.
+//! constant-velocity prediction for every frame the detector did not run on (skipped by
+//! interval, detector busy or down).
 
 use vigil_detect::{BBox, Detection};
 pub use vigil_frame::Track;
@@ -61,14 +62,11 @@ impl Tracker {
         self.tracks.iter().map(|s| s.track).collect()
     }
 
-    /// Advances one frame. `inferred` is false for frames the detector skipped: tracks then
-    /// keep their boxes and do not age. Returns the live tracks, ordered by id.
-    pub fn update(&mut self, detections: &[Detection], inferred: bool) -> Vec<Track> {
+    /// Advances one inferred frame: matches its detections to the tracks. Returns the live
+    /// tracks, ordered by id.
+    pub fn update(&mut self, detections: &[Detection]) -> Vec<Track> {
         for s in &mut self.tracks {
             s.since = s.since.saturating_add(1);
-        }
-        if !inferred {
-            return self.live();
         }
         // All (track, detection) pairs of one class above the threshold, best IoU first;
         // ties fall back to index order so the result depends only on the input.
@@ -138,9 +136,10 @@ impl Tracker {
         self.live()
     }
 
-    /// Advances one frame whose detections never came: every track moves on at its last
-    /// velocity and is marked coasting; a track predicted for more than `max_coast` frames
-    /// ends. Returns the live tracks, ordered by id.
+    /// Advances one frame the detector did not run on: every track moves on at its last
+    /// velocity and is marked coasting (it does not age: `misses` counts inferred frames); a
+    /// track predicted for more than `max_coast` frames in a row ends. Returns the live
+    /// tracks, ordered by id.
     pub fn predict(&mut self) -> Vec<Track> {
         for s in &mut self.tracks {
             s.since = s.since.saturating_add(1);
@@ -177,18 +176,20 @@ mod tests {
             max_coast: 90,
         });
         let ids: Vec<u64> = tr
-            .update(&[det(0, 0.0), det(1, 50.0)], true)
+            .update(&[det(0, 0.0), det(1, 50.0)])
             .iter()
             .map(|t| t.id)
             .collect();
         assert_eq!(ids, vec![1, 2]);
-        let t = tr.update(&[det(0, 2.0)], true);
+        let t = tr.update(&[det(0, 2.0)]);
         assert_eq!((t[0].id, t[0].misses, t[1].id, t[1].misses), (1, 0, 2, 1));
         assert!(t[1].coasting());
-        // Skipped frames do not age tracks.
-        assert_eq!(tr.update(&[], false).len(), 2);
-        tr.update(&[det(0, 4.0)], true);
-        let t = tr.update(&[det(0, 6.0)], true);
+        // Frames not inferred do not age tracks: they are predicted and marked.
+        let t = tr.predict();
+        assert_eq!(t.len(), 2);
+        assert!(t.iter().all(|t| t.coasting() && t.lost == 1));
+        tr.update(&[det(0, 4.0)]);
+        let t = tr.update(&[det(0, 6.0)]);
         assert_eq!(t.iter().map(|t| t.id).collect::<Vec<_>>(), vec![1]);
     }
 
@@ -199,10 +200,12 @@ mod tests {
             max_age: 5,
             max_coast: 3,
         });
-        tr.update(&[det(0, 0.0)], true);
-        tr.update(&[det(0, 2.0)], true);
-        tr.update(&[], false);
-        tr.update(&[det(0, 6.0)], true); // 2 px a frame
+        tr.update(&[det(0, 0.0)]);
+        tr.update(&[det(0, 2.0)]);
+        // An interval-skipped frame: predicted on at 2 px a frame.
+        let t = tr.predict();
+        assert!((t[0].bbox.x1 - 4.0).abs() < 1e-4, "{:?}", t[0].bbox);
+        tr.update(&[det(0, 6.0)]); // 2 px a frame
         let t = tr.predict();
         assert_eq!((t[0].id, t[0].lost, t[0].misses), (1, 1, 0));
         assert!(t[0].coasting());
@@ -210,7 +213,7 @@ mod tests {
         let t = tr.predict();
         assert!((t[0].bbox.x1 - 10.0).abs() < 1e-4, "{:?}", t[0].bbox);
         // The detector is back: the track is matched near its prediction and stops coasting.
-        let t = tr.update(&[det(0, 12.0)], true);
+        let t = tr.update(&[det(0, 12.0)]);
         assert_eq!((t[0].id, t[0].lost, t[0].coasting()), (1, 0, false));
         for _ in 0..3 {
             assert_eq!(tr.predict().len(), 1);
@@ -232,7 +235,7 @@ mod tests {
             let mut previous = std::collections::BTreeSet::new();
             for (i, f) in frames.into_iter().enumerate() {
                 let dets: Vec<Detection> = f.into_iter().map(|(c, x)| det(c, x)).collect();
-                let live = if i % 5 == 4 { tr.predict() } else { tr.update(&dets, true) };
+                let live = if i % 5 == 4 { tr.predict() } else { tr.update(&dets) };
                 let now: std::collections::BTreeSet<u64> = live.iter().map(|t| t.id).collect();
                 prop_assert_eq!(now.len(), tr.tracks.len());
                 prop_assert!(now.is_disjoint(&ended));

@@ -1,6 +1,6 @@
 //! JPEG through libjpeg-turbo.
 
-use turbojpeg::{Compressor, Decompressor, Image, PixelFormat, Subsamp};
+use turbojpeg::{Compressor, Decompressor, Image, PixelFormat, ScalingFactor, Subsamp};
 
 use crate::VisionError;
 
@@ -10,6 +10,40 @@ pub struct RgbImage {
     pub width: u32,
     pub height: u32,
     pub pixels: Vec<u8>,
+}
+
+/// How much smaller than the frame a JPEG is decoded: libjpeg-turbo scales in the IDCT, so a
+/// reduced decode costs a fraction of a full one. Its pixels are block means rather than a
+/// bilinear resize's samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DecodeScale {
+    #[default]
+    Full,
+    Half,
+    Quarter,
+    Eighth,
+}
+
+impl DecodeScale {
+    /// The denominator: the frame is decoded at `1/denom` of its width and height (rounded up).
+    #[must_use]
+    pub fn denom(self) -> u32 {
+        match self {
+            Self::Full => 1,
+            Self::Half => 2,
+            Self::Quarter => 4,
+            Self::Eighth => 8,
+        }
+    }
+
+    fn factor(self) -> ScalingFactor {
+        match self {
+            Self::Full => ScalingFactor::ONE,
+            Self::Half => ScalingFactor::ONE_HALF,
+            Self::Quarter => ScalingFactor::ONE_QUARTER,
+            Self::Eighth => ScalingFactor::ONE_EIGHTH,
+        }
+    }
 }
 
 /// A decoder and an encoder kept for reuse, so a node allocates them once.
@@ -36,13 +70,46 @@ impl JpegCodec {
         })
     }
 
+    /// The frame's width and height, from its header alone.
+    pub fn size(&mut self, jpeg: &[u8]) -> Result<(u32, u32), VisionError> {
+        let header = self
+            .decompressor
+            .read_header(jpeg)
+            .map_err(|source| VisionError::Jpeg {
+                len: jpeg.len(),
+                source,
+            })?;
+        Ok((header.width as u32, header.height as u32))
+    }
+
     /// Decodes into `out`, reusing its allocation.
     pub fn decode_into(&mut self, jpeg: &[u8], out: &mut RgbImage) -> Result<(), VisionError> {
+        self.decode_scaled_into(jpeg, DecodeScale::Full, out)
+    }
+
+    /// Decodes at `1/scale.denom()` of the frame's size into `out`, reusing its allocation. A
+    /// lossless JPEG, which libjpeg-turbo cannot scale, is decoded at full size: `out` says
+    /// which size came.
+    pub fn decode_scaled_into(
+        &mut self,
+        jpeg: &[u8],
+        scale: DecodeScale,
+        out: &mut RgbImage,
+    ) -> Result<(), VisionError> {
         let err = |source| VisionError::Jpeg {
             len: jpeg.len(),
             source,
         };
         let header = self.decompressor.read_header(jpeg).map_err(err)?;
+        let factor = if header.is_lossless {
+            ScalingFactor::ONE
+        } else {
+            scale.factor()
+        };
+        if self.decompressor.scaling_factor() != factor {
+            self.decompressor.set_scaling_factor(factor).map_err(err)?;
+        }
+        let header = header.scaled(factor);
         out.width = header.width as u32;
         out.height = header.height as u32;
         out.pixels.resize(header.width * header.height * 3, 0);

@@ -5,9 +5,10 @@
 mod draw;
 mod jpeg;
 mod preprocess;
+mod resample;
 
 pub use draw::{Overlay, draw_overlay, overlays};
-pub use jpeg::{JpegCodec, RgbImage};
+pub use jpeg::{DecodeScale, JpegCodec, RgbImage};
 pub use preprocess::{ColorFormat, PreprocessConfig, Preprocessor};
 
 #[derive(Debug, thiserror::Error)]

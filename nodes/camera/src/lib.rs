@@ -135,6 +135,7 @@ pub fn run(mut capture: Capture, mut node: DoraNode, mut events: EventStream) ->
         };
         let (params, data) = Frame {
             header,
+            captured_unix_ns: vigil_msg::unix_now_ns(),
             jpeg: f.jpeg,
         }
         .encode();

@@ -1,6 +1,7 @@
 //! Fault injection, shipped so that every recovery path can be exercised on purpose:
 //! `infer.faults: "abort@150,segv@300,hang@450,sticky@600,garbage@750"` makes the infer node
-//! fail in the named way when it reaches the frame with that sequence number.
+//! fail in the named way on the first frame it runs on at or after that sequence number (live,
+//! the detector takes the newest frame when it is free, so the planned one may pass it by).
 
 use vigil_detect::{OutputShape, OutputTensor};
 use vigil_infer::{Backend, InferError, InputSpec};
@@ -14,8 +15,9 @@ pub use vigil_config::{Fault, FaultPlan};
 pub struct Faulty<B> {
     inner: B,
     plan: FaultPlan,
-    /// The frame the previous process died on: its fatal fault is not repeated.
-    died_at: Option<u64>,
+    /// The planned frame of the last fault injected here, or the frame the previous process
+    /// died on: those faults are not repeated.
+    done: Option<u64>,
     seq: u64,
 }
 
@@ -24,7 +26,7 @@ impl<B> Faulty<B> {
         Self {
             inner,
             plan,
-            died_at,
+            done: died_at,
             seq: 0,
         }
     }
@@ -45,10 +47,11 @@ impl<B: Backend> Backend for Faulty<B> {
     }
 
     fn run(&mut self, shape: &[usize], data: &[f32]) -> Result<Vec<OutputTensor>, InferError> {
-        let fault = self.plan.at(self.seq, self.died_at);
-        if let Some(f) = fault {
-            tracing::warn!(seq = self.seq, fault = %f, "infer: injecting fault");
-        }
+        let fault = self.plan.due(self.seq, self.done).map(|(planned, f)| {
+            self.done = Some(planned);
+            tracing::warn!(seq = self.seq, planned, fault = %f, "infer: injecting fault");
+            f
+        });
         match fault {
             Some(Fault::Abort) => std::process::abort(),
             Some(Fault::Segv) => crate::last_words::segfault(),

@@ -1,7 +1,8 @@
-//! The infer node: tensor → model → decode → NMS → detections in source pixels. Skipped frames
-//! (empty tensors) pass through as empty, non-inferred detections so the tracker sees every
-//! frame. This is the only node that touches an accelerator, so it is the one built to die
-//! cleanly:
+//! The infer node: tensor → model → decode → NMS → detections in source pixels. It asks for
+//! work: `ready` once the model is loaded and warm, after every answer, and again every 100 ms
+//! while it waits (a lost `ready` costs a tick, not the detector), so the preprocessor prepares
+//! a frame only for a free detector. This is the only node that touches an accelerator, so it
+//! is the one built to die cleanly:
 //!
 //! - a sticky device error (CUDA error 700 and kin) is never retried in place: the node writes
 //!   its last words and exits with [`EXIT_STICKY_DEVICE`] so dora restarts it with a fresh
@@ -27,7 +28,7 @@ use vigil_config::topology::port;
 use vigil_config::{ModelFacts, Resolved, Unit};
 use vigil_detect::{ClassAttrs, NmsConfig, PostprocessConfig};
 use vigil_infer::{Backend, Detector, FrameError, OrtBackend, OrtConfig};
-use vigil_msg::{DetectionsMsg, Encode, StatusMsg, TensorMsg, decode_tensor};
+use vigil_msg::{DetectionsMsg, Encode, FrameStatus, Ready, StatusMsg, TensorMsg, decode_tensor};
 
 pub use fault::{Fault, FaultPlan, Faulty};
 pub use last_words::{EXIT_STICKY_DEVICE, EXIT_WATCHDOG, LastWords};
@@ -151,6 +152,9 @@ fn node_id() -> eyre::Result<String> {
     }
 }
 
+/// How long a waiting process goes before it asks for work again.
+const ASK_AGAIN: Duration = Duration::from_millis(100);
+
 /// What one tensor message turns into: its detections, and a status when it was rejected.
 #[derive(Debug)]
 pub struct Outcome {
@@ -189,14 +193,34 @@ impl<'a> Run<'a> {
     ) -> eyre::Result<()> {
         let detections = DataId::from(port::DETECTIONS.to_owned());
         let status = DataId::from(port::STATUS.to_owned());
+        let ready_port = DataId::from(port::READY.to_owned());
         let mut malformed = 0u64;
+        let mut ready = Ready {
+            pid: std::process::id(),
+            received: None,
+        };
+        let mut asked = Instant::now();
+        let ask = |node: &mut DoraNode, ready: &Ready| -> eyre::Result<Instant> {
+            let (params, array) = ready.encode();
+            node.send_output(ready_port.clone(), params, DoraArray::from(array))
+                .wrap_err("infer: sending ready")?;
+            Ok(Instant::now())
+        };
+        ask(&mut node, &ready)?;
         while let Some(event) = events.recv() {
-            let Event::Input { id, metadata, data } = event else {
-                if matches!(event, Event::Stop(_)) {
-                    break;
+            let (id, metadata, data) = match event {
+                Event::Input { id, metadata, data } => (id, metadata, data),
+                Event::InputClosed { id } if id.as_str() == port::TENSOR => break,
+                Event::Stop(_) => break,
+                _ => continue,
+            };
+            if id.as_str() == port::TICK {
+                // Ticks that queued up during an inference are not a wait.
+                if asked.elapsed() >= ASK_AGAIN {
+                    asked = ask(&mut node, &ready)?;
                 }
                 continue;
-            };
+            }
             if id.as_str() != port::TENSOR {
                 continue;
             }
@@ -217,11 +241,13 @@ impl<'a> Run<'a> {
             let (params, array) = out.detections.encode();
             node.send_output(detections.clone(), params, DoraArray::from(array))
                 .wrap_err("infer: sending detections")?;
+            ready.received = Some(tensor.header.index);
+            asked = ask(&mut node, &ready)?;
         }
         self.finish(malformed)
     }
 
-    /// One tensor: its detections (none, not inferred, for a skipped frame or a failed one).
+    /// One tensor: its detections (none, `failed`, when the model could not run on it).
     /// Fatal faults, injected or real, end the process from in here.
     pub fn on_tensor<B: Backend>(
         &mut self,
@@ -229,17 +255,13 @@ impl<'a> Run<'a> {
         tensor: &TensorMsg<'_>,
     ) -> Outcome {
         let mut out = Outcome {
-            detections: DetectionsMsg {
-                header: tensor.header,
-                inferred: false,
-                detections: Vec::new(),
-                latency: tensor.latency,
-            },
+            detections: DetectionsMsg::not_inferred(
+                tensor.header,
+                FrameStatus::Failed,
+                tensor.latency,
+            ),
             status: None,
         };
-        if tensor.is_skipped() {
-            return out;
-        }
         let seq = tensor.header.seq;
         let started = Instant::now();
         LastWords::working_on(seq);
@@ -247,7 +269,7 @@ impl<'a> Run<'a> {
         match detector.detect(&tensor.shape, tensor.data, &tensor.letterbox) {
             Ok(dets) => {
                 self.inferred += 1;
-                (out.detections.inferred, out.detections.detections) = (true, dets);
+                (out.detections.status, out.detections.detections) = (FrameStatus::Inferred, dets);
             }
             Err(FrameError::NonFinite(what)) => {
                 self.rejected += 1;
@@ -363,16 +385,13 @@ mod tests {
         let mut data = vec![0.9f32; 48];
 
         let out = run.on_tensor(&mut detector, &tensor(0, &data));
-        assert!(out.detections.inferred && out.status.is_none());
+        assert!(out.detections.inferred() && out.status.is_none());
         assert_eq!(out.detections.detections.len(), 1);
         assert!(out.detections.latency.infer_us > 0);
 
-        let skipped = run.on_tensor(&mut detector, &tensor(1, &[]));
-        assert!(!skipped.detections.inferred && skipped.detections.detections.is_empty());
-
         data[5] = f32::NAN;
         let nan = run.on_tensor(&mut detector, &tensor(2, &data));
-        assert!(!nan.detections.inferred);
+        assert_eq!(nan.detections.status, FrameStatus::Failed);
         assert!(matches!(
             nan.status,
             Some(StatusMsg::Rejected { total: 1, .. })
@@ -381,7 +400,7 @@ mod tests {
         data[5] = 0.9;
         data[0] = -1.0;
         let failed = run.on_tensor(&mut detector, &tensor(3, &data));
-        assert!(!failed.detections.inferred && failed.status.is_none());
+        assert!(failed.detections.status == FrameStatus::Failed && failed.status.is_none());
 
         data[0] = 0.9;
         let garbage = run.on_tensor(&mut detector, &tensor(4, &data));

@@ -270,8 +270,11 @@ mod tests {
             h.result(
                 &vigil_msg::ResultMsg {
                     header,
-                    inferred: !missing,
-                    missing,
+                    status: if missing {
+                        vigil_msg::FrameStatus::Missing
+                    } else {
+                        vigil_msg::FrameStatus::Inferred
+                    },
                     detections: Vec::new(),
                     tracks: Vec::new(),
                     latency: vigil_msg::Latency::default(),

@@ -1,16 +1,25 @@
-//! The preprocess node: camera JPEG → letterboxed, normalised network tensor. Frames that are
-//! not their turn for inference (`preprocess.interval`, by sequence number) and frames that fail to
-//! decode go on as empty tensors, so every frame still reaches the end of the pipeline.
+//! The preprocess node: camera JPEG → letterboxed, normalised network tensor, paced by the
+//! detector ([`pacer`]): a frame is decoded and letterboxed only when an infer process has
+//! asked for work. Every frame not sent to the detector — not its turn
+//! (`preprocess.interval`, by sequence number), the detector busy or down, a JPEG that does not
+//! decode — goes to the track node on `skipped`, with the reason, so every frame still
+//! reaches the end of the pipeline and says what happened to it.
+
+pub mod pacer;
 
 use dora_node_api::dora_core::config::DataId;
 use dora_node_api::{DoraArray, DoraNode, Event, EventStream};
 use eyre::WrapErr;
-use vigil_config::topology::{self, port};
+use vigil_config::topology::{self, Order, port};
 use vigil_config::{Device, Resolved};
 use vigil_detect::Letterbox;
 use vigil_gpu::{DeviceLetterbox, Gpu, GpuError, Precision};
 use vigil_msg::config::{ConfigError, Lookup};
-use vigil_msg::{Latency, TensorMsg, decode_frame};
+use vigil_msg::{
+    DetectionsMsg, Encode, FrameHeader, FrameStatus, Latency, TensorMsg, decode_frame, decode_ready,
+};
+
+pub use pacer::{Action, Mode, Pacer};
 use vigil_vision::{JpegCodec, PreprocessConfig, Preprocessor, RgbImage};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -20,15 +29,17 @@ pub struct Config {
     pub interval: u64,
     /// Letterbox on the GPU (`preprocess.device: cuda`), else on the CPU.
     pub cuda: bool,
-    /// Infer processes the frames are dealt to (a graph fact, `VIGIL_WORKERS`): with more
-    /// than one, frame `index` goes out on `tensor_{index % workers}`, else on `tensor`.
+    /// Infer processes asking for frames (a graph fact, `VIGIL_WORKERS`): with more than one,
+    /// process K asks on `ready_K` and gets its frames on `tensor_K`.
     pub workers: u64,
+    /// Live (the newest frame) or strict (every frame): the graph's order, `VIGIL_ORDER`.
+    pub mode: Mode,
 }
 
 impl Config {
     /// The `preprocess` section, with the network input the model fixes.
     #[must_use]
-    pub fn new(r: &Resolved, workers: u64) -> Self {
+    pub fn new(r: &Resolved, workers: u64, order: Order) -> Self {
         let p = &r.config.preprocess;
         Self {
             pre: PreprocessConfig {
@@ -41,10 +52,15 @@ impl Config {
                 keep_aspect: p.keep_aspect,
                 symmetric_padding: p.symmetric_padding,
                 pad_value: p.pad_value,
+                reduced_decode: p.reduced_decode,
             },
             interval: p.interval.get(),
             cuda: p.device == Device::Cuda,
             workers,
+            mode: match order {
+                Order::Live => Mode::Live,
+                Order::Strict => Mode::Strict,
+            },
         }
     }
 
@@ -114,100 +130,221 @@ impl GpuPath {
 
 pub fn main() -> eyre::Result<()> {
     let resolved = vigil_config::resolve(vigil_config::from_env()?)?;
-    let cfg = Config::new(
-        &resolved,
-        Config::workers(&vigil_msg::config::env_lookup())?,
-    );
+    let env = vigil_msg::config::env_lookup();
+    let order = env.parse_or(topology::env::ORDER, Order::Live)?;
+    let cfg = Config::new(&resolved, Config::workers(&env)?, order);
     let (node, events) = DoraNode::init_from_env().wrap_err("preprocess: connecting to dora")?;
     run(&cfg, node, events)
+}
+
+/// The port a worker's messages use: `tensor`/`ready` with one worker, `tensor_K`/`ready_K`
+/// with several.
+fn worker_port(base: &str, k: usize, workers: u64) -> String {
+    if workers > 1 {
+        topology::worker_port(base, k)
+    } else {
+        base.to_owned()
+    }
+}
+
+/// What the node counts, logged at the end.
+#[derive(Debug, Default)]
+struct Counts {
+    inferred: u64,
+    skipped: [u64; FrameStatus::ALL.len()],
+    bad_messages: u64,
 }
 
 pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::Result<()> {
     let mut pre = Preprocessor::new(cfg.pre.clone())?;
     let mut gpu = if cfg.cuda { GpuPath::open() } else { None };
     let mut tensor = Vec::new();
-    let (mut corrupt, mut bad_messages) = (0u64, 0u64);
-    let outputs: Vec<DataId> = if cfg.workers > 1 {
-        (0..cfg.workers)
-            .map(|i| DataId::from(topology::worker_port(port::TENSOR, i as usize)))
-            .collect()
-    } else {
-        vec![DataId::from(port::TENSOR.to_owned())]
-    };
+    let mut counts = Counts::default();
+    let workers = usize::try_from(cfg.workers).unwrap_or(1);
+    let tensors: Vec<DataId> = (0..workers)
+        .map(|k| DataId::from(worker_port(port::TENSOR, k, cfg.workers)))
+        .collect();
+    let readies: Vec<String> = (0..workers)
+        .map(|k| worker_port(port::READY, k, cfg.workers))
+        .collect();
+    let skipped = DataId::from(port::SKIPPED.to_owned());
+    // A waiting frame is its payload (shared memory, not copied) and its capture stamp.
+    let mut pacer: Pacer<(DoraArray, u64)> = Pacer::new(cfg.mode, cfg.interval, workers);
+    let mut actions = Vec::new();
     while let Some(event) = events.recv() {
-        let Event::Input { id, metadata, data } = event else {
-            if matches!(event, Event::Stop(_)) {
-                break;
-            }
-            continue;
-        };
-        if id.as_str() != port::FRAME {
-            continue;
-        }
-        let frame = match decode_frame(&metadata.parameters, data.as_array().as_ref()) {
-            Ok(f) => f,
-            Err(e) => {
-                bad_messages += 1;
-                tracing::error!(error = %e, bad_messages, "preprocess: dropping malformed frame message");
-                continue;
-            }
-        };
-        let h = frame.header;
-        let mut letterbox = Letterbox::fit(
-            h.width,
-            h.height,
-            cfg.pre.net_w,
-            cfg.pre.net_h,
-            cfg.pre.keep_aspect,
-            cfg.pre.symmetric_padding,
-        );
-        tensor.clear();
-        let started = std::time::Instant::now();
-        if h.seq % cfg.interval == 0 {
-            let done = match &mut gpu {
-                Some(g) => match g.run(&cfg.pre, frame.jpeg, &mut tensor) {
-                    Err(e)
-                        if e.downcast_ref::<GpuError>()
-                            .is_some_and(GpuError::is_sticky) =>
-                    {
-                        // The context is gone: exit so dora restarts this node afresh.
-                        return Err(e.wrap_err("preprocess: sticky CUDA error"));
+        match event {
+            Event::Input { id, metadata, data } => {
+                let p = &metadata.parameters;
+                if id.as_str() == port::FRAME {
+                    let captured = decode_frame(p, data.as_array().as_ref())
+                        .map(|f| (f.header, f.captured_unix_ns));
+                    match captured {
+                        Ok((h, captured)) => pacer.frame(h, (data, captured), &mut actions),
+                        Err(e) => {
+                            counts.bad_messages += 1;
+                            tracing::error!(error = %e, bad_messages = counts.bad_messages, "preprocess: dropping malformed frame message");
+                        }
                     }
-                    other => other,
-                },
-                None => pre.run_jpeg(frame.jpeg, &mut tensor).map_err(Into::into),
-            };
-            match done {
-                Ok(lb) => letterbox = lb,
-                Err(e) => {
-                    corrupt += 1;
-                    tensor.clear();
-                    tracing::error!(seq = h.seq, error = %e, corrupt, "preprocess: frame skipped");
+                } else if let Some(k) = readies.iter().position(|r| r == id.as_str()) {
+                    match decode_ready(p) {
+                        Ok(r) => pacer.ready(k, r, &mut actions),
+                        Err(e) => tracing::error!(error = %e, "preprocess: malformed ready"),
+                    }
+                }
+            }
+            // The frames ended: nothing more to wait for (the infer processes' readies never
+            // close by themselves, they wait for this node's tensors to close).
+            Event::InputClosed { id } if id.as_str() == port::FRAME => break,
+            Event::Stop(_) => break,
+            _ => {}
+        }
+        // A frame that fails to prepare frees its worker, which may take the next at once.
+        while !actions.is_empty() {
+            for action in std::mem::take(&mut actions) {
+                match action {
+                    Action::Skip {
+                        header,
+                        status,
+                        behind,
+                    } => {
+                        counts.skipped[status as usize] += 1;
+                        send_skip(
+                            &mut node,
+                            &skipped,
+                            header,
+                            status,
+                            behind,
+                            Latency::default(),
+                        )?;
+                    }
+                    Action::Dispatch {
+                        worker,
+                        header,
+                        frame,
+                    } => {
+                        let started = std::time::Instant::now();
+                        let (data, captured_unix_ns) = frame;
+                        let made = prepare(cfg, &mut pre, &mut gpu, &data, &mut tensor)?;
+                        let letterbox = match made {
+                            Ok(lb) => lb,
+                            Err(e) => {
+                                counts.skipped[FrameStatus::BadFrame as usize] += 1;
+                                let bad = counts.skipped[FrameStatus::BadFrame as usize];
+                                tracing::error!(seq = header.seq, error = %e, bad_frames = bad, "preprocess: frame not inferred");
+                                send_skip(
+                                    &mut node,
+                                    &skipped,
+                                    header,
+                                    FrameStatus::BadFrame,
+                                    None,
+                                    Latency::default(),
+                                )?;
+                                pacer.failed(worker, &mut actions);
+                                continue;
+                            }
+                        };
+                        counts.inferred += 1;
+                        let msg = TensorMsg {
+                            header,
+                            letterbox,
+                            shape: cfg.pre.shape(),
+                            layout: cfg.pre.layout,
+                            data: &tensor,
+                            latency: Latency {
+                                captured_unix_ns,
+                                preprocess_us: micros(started.elapsed()),
+                                ..Latency::default()
+                            },
+                        };
+                        let (params, array) = msg.encode();
+                        node.send_output(tensors[worker].clone(), params, DoraArray::from(array))
+                            .wrap_err("preprocess: sending tensor")?;
+                    }
                 }
             }
         }
-        let msg = TensorMsg {
-            header: h,
-            letterbox,
-            shape: cfg.pre.shape(),
-            layout: cfg.pre.layout,
-            data: &tensor,
-            latency: Latency {
-                preprocess_us: if tensor.is_empty() {
-                    0
-                } else {
-                    micros(started.elapsed())
-                },
-                infer_us: 0,
-            },
-        };
-        let (params, array) = msg.encode();
-        let output = &outputs[(h.index % outputs.len() as u64) as usize];
-        node.send_output(output.clone(), params, DoraArray::from(array))
-            .wrap_err("preprocess: sending tensor")?;
     }
-    tracing::info!(corrupt, bad_messages, "preprocess finished");
+    pacer.finish(&mut actions);
+    for action in actions {
+        if let Action::Skip {
+            header,
+            status,
+            behind,
+        } = action
+        {
+            counts.skipped[status as usize] += 1;
+            send_skip(
+                &mut node,
+                &skipped,
+                header,
+                status,
+                behind,
+                Latency::default(),
+            )?;
+        }
+    }
+    let by_status: Vec<String> = FrameStatus::ALL
+        .iter()
+        .zip(counts.skipped)
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| format!("{}={n}", s.as_str()))
+        .collect();
+    tracing::info!(
+        sent = counts.inferred,
+        not_sent = by_status.join(" "),
+        lost_on_the_way = pacer.lost(),
+        bad_messages = counts.bad_messages,
+        "preprocess finished"
+    );
     Ok(())
+}
+
+fn send_skip(
+    node: &mut DoraNode,
+    port: &DataId,
+    header: FrameHeader,
+    status: FrameStatus,
+    behind: Option<u64>,
+    latency: Latency,
+) -> eyre::Result<()> {
+    let msg = DetectionsMsg {
+        behind,
+        ..DetectionsMsg::not_inferred(header, status, latency)
+    };
+    let (params, array) = msg.encode();
+    node.send_output(port.clone(), params, DoraArray::from(array))
+        .wrap_err("preprocess: sending a skipped frame")
+}
+
+/// The frame's tensor into `out` and its letterbox, or why the frame cannot be inferred (a
+/// JPEG that does not decode). A sticky GPU error is the outer error: the node must exit.
+fn prepare(
+    cfg: &Config,
+    pre: &mut Preprocessor,
+    gpu: &mut Option<GpuPath>,
+    data: &DoraArray,
+    out: &mut Vec<f32>,
+) -> eyre::Result<eyre::Result<Letterbox>> {
+    let array = data.as_array();
+    let frame = match vigil_msg::frame_bytes(array.as_ref()) {
+        Ok(f) => f,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    out.clear();
+    let done = match gpu {
+        Some(g) => match g.run(&cfg.pre, frame, out) {
+            Err(e)
+                if e.downcast_ref::<GpuError>()
+                    .is_some_and(GpuError::is_sticky) =>
+            {
+                // The context is gone: exit so dora restarts this node afresh.
+                return Err(e.wrap_err("preprocess: sticky CUDA error"));
+            }
+            other => other,
+        },
+        None => pre.run_jpeg(frame, out).map_err(Into::into),
+    };
+    Ok(done)
 }
 
 fn micros(d: std::time::Duration) -> u32 {
@@ -241,9 +378,12 @@ mod tests {
                 outputs: Vec::new(),
             },
         };
-        let cfg = Config::new(&r, 2);
+        let cfg = Config::new(&r, 2, Order::Strict);
         assert_eq!(cfg.pre.shape(), [1, 320, 512, 3]);
-        assert_eq!((cfg.interval, cfg.cuda, cfg.workers), (3, true, 2));
+        assert_eq!(
+            (cfg.interval, cfg.cuda, cfg.workers, cfg.mode),
+            (3, true, 2, Mode::Strict)
+        );
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //!   again on a timer. A frame not acknowledged within `VIGIL_RESEND_MS` is sent again: dora's
 //!   data plane can drop a message (at start-up especially), and the downstream nodes drop
 //!   duplicates by frame index, so a resend can only fill a gap.
-//! - `realtime`: frames leave at their recorded timestamps; slow consumers drop, as live.
+//! - `realtime`: frames leave at their recorded timestamps (or at `VIGIL_FPS`), whatever the
+//!   pipeline does with them, as a camera's would; the pipeline is live (the newest frame is
+//!   inferred, the others say why not). The same acknowledgements and resends make sure every
+//!   frame's line is written; the replay ends once all are acknowledged.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,14 +29,16 @@ pub enum Mode {
     Realtime,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub recording: PathBuf,
     pub mode: Mode,
     /// Frames in flight in lock-step mode.
     pub window: usize,
-    /// Lock-step: resend a frame not acknowledged within this long.
+    /// Resend a frame not acknowledged within this long.
     pub resend_after: Duration,
+    /// Realtime: play at this rate instead of the recorded timestamps.
+    pub fps: Option<f64>,
 }
 
 impl Config {
@@ -54,11 +59,19 @@ impl Config {
             return Err(ConfigError::new(env::WINDOW, "0", "must be at least 1"));
         }
         let resend_ms = l.parse_or(env::RESEND_MS, 3000u64)?;
+        let fps = match l.get(env::FPS) {
+            None => None,
+            Some(v) => match v.parse::<f64>() {
+                Ok(f) if f.is_finite() && f > 0.0 => Some(f),
+                _ => return Err(ConfigError::new(env::FPS, &v, "a rate above 0")),
+            },
+        };
         Ok(Self {
             recording: l.parse_required(env::RECORDING)?,
             mode,
             window,
             resend_after: Duration::from_millis(resend_ms.max(1)),
+            fps,
         })
     }
 }
@@ -73,16 +86,24 @@ pub fn main() -> eyre::Result<()> {
     run(&cfg, &rec, node, events)
 }
 
-fn send(node: &mut DoraNode, rec: &Recording, index: usize, f: &RecordedFrame) -> eyre::Result<()> {
+/// Sends frame `index`; played at `fps`, its timestamp is where that rate puts it (frame time
+/// is the camera's: a camera at 60 fps stamps its frames 16.7 ms apart).
+fn send(node: &mut DoraNode, rec: &Recording, index: usize, fps: Option<f64>) -> eyre::Result<()> {
+    let f: &RecordedFrame = &rec.frames[index];
+    let first = rec.frames.first().map_or(0, |f| f.timestamp_ns);
     let header = FrameHeader {
         seq: u64::from(f.seq),
         index: index as u64,
-        timestamp_ns: f.timestamp_ns,
+        timestamp_ns: match fps {
+            Some(fps) => first + (index as f64 * 1e9 / fps).round() as u64,
+            None => f.timestamp_ns,
+        },
         width: rec.info.width,
         height: rec.info.height,
     };
     let (params, data) = Frame {
         header,
+        captured_unix_ns: vigil_msg::unix_now_ns(),
         jpeg: &f.jpeg,
     }
     .encode();
@@ -100,61 +121,81 @@ pub fn run(
     mut node: DoraNode,
     mut events: dora_node_api::EventStream,
 ) -> eyre::Result<()> {
-    match cfg.mode {
-        Mode::Lockstep => lockstep(cfg, rec, &mut node, &mut events)?,
-        Mode::Realtime => {
-            let start = Instant::now();
-            let first = rec.frames.first().map_or(0, |f| f.timestamp_ns);
-            for (i, f) in rec.frames.iter().enumerate() {
-                let due = start + Duration::from_nanos(f.timestamp_ns.saturating_sub(first));
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                if let Ok(Event::Stop(_)) = events.try_recv() {
-                    break;
-                }
-                send(&mut node, rec, i, f)?;
+    let first = rec.frames.first().map_or(0, |f| f.timestamp_ns);
+    // When each frame may leave, from the start: lock-step as soon as the window allows.
+    let offsets: Vec<Option<Duration>> = rec
+        .frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match (cfg.mode, cfg.fps) {
+            (Mode::Lockstep, _) => None,
+            (Mode::Realtime, Some(fps)) => Some(Duration::from_secs_f64(i as f64 / fps)),
+            (Mode::Realtime, None) => {
+                Some(Duration::from_nanos(f.timestamp_ns.saturating_sub(first)))
             }
-        }
-    }
+        })
+        .collect();
+    let window = match cfg.mode {
+        Mode::Lockstep => cfg.window,
+        Mode::Realtime => usize::MAX,
+    };
+    play(cfg, rec, &offsets, window, &mut node, &mut events)?;
     tracing::info!(frames = rec.frames.len(), "replay finished");
     Ok(())
 }
 
-fn lockstep(
+/// Sends every frame once its offset has passed and fewer than `window` are unacknowledged;
+/// the last node acknowledges cumulatively; a frame not acknowledged within
+/// `resend_after` is sent again. Returns once every frame is acknowledged.
+fn play(
     cfg: &Config,
     rec: &Recording,
+    offsets: &[Option<Duration>],
+    window: usize,
     node: &mut DoraNode,
     events: &mut dora_node_api::EventStream,
 ) -> eyre::Result<()> {
     let total = rec.frames.len();
+    let start = Instant::now();
     // Frames sent and not yet acknowledged, by index, with when each was last sent.
     let mut in_flight: BTreeMap<usize, Instant> = BTreeMap::new();
     let (mut next, mut resent) = (0usize, 0u64);
     loop {
-        while next < total && in_flight.len() < cfg.window {
-            send(node, rec, next, &rec.frames[next])?;
+        let now = Instant::now();
+        while next < total
+            && in_flight.len() < window
+            && offsets[next].is_none_or(|o| start + o <= now)
+        {
+            send(node, rec, next, cfg.fps)?;
             in_flight.insert(next, Instant::now());
             next += 1;
         }
-        let Some(oldest) = in_flight.values().min().copied() else {
-            break;
-        };
-        let wait = (oldest + cfg.resend_after).saturating_duration_since(Instant::now());
-        match events.recv_timeout(wait) {
-            Some(Event::Input { id, metadata, .. }) if id.as_str() == port::ACK => {
-                if let Ok(h) = vigil_msg::decode_header(&metadata.parameters) {
-                    in_flight.retain(|&i, _| i as u64 > h.index);
+        let resend_due = in_flight.values().min().map(|&t| t + cfg.resend_after);
+        let next_due = offsets
+            .get(next)
+            .copied()
+            .flatten()
+            .filter(|_| in_flight.len() < window)
+            .map(|o| start + o);
+        let Some(wake) = [resend_due, next_due].into_iter().flatten().min() else {
+            if next >= total {
+                break;
+            }
+            // Waiting for the window to open: only an ack does that.
+            match events.recv() {
+                Some(event) => {
+                    if !on_event(event, &mut in_flight)? {
+                        break;
+                    }
                 }
+                None => break,
             }
-            Some(Event::Stop(_)) => break,
-            Some(Event::InputClosed { id }) if id.as_str() == port::ACK => {
-                eyre::bail!(
-                    "replay: the acknowledging node exited with {} frames unacknowledged",
-                    in_flight.len()
-                )
-            }
-            _ => {}
+            continue;
+        };
+        if let Some(event) = events.recv_timeout(wake.saturating_duration_since(Instant::now()))
+            && !on_event(event, &mut in_flight)?
+        {
+            break;
         }
         let now = Instant::now();
         for (&i, sent) in &mut in_flight {
@@ -165,13 +206,31 @@ fn lockstep(
                     resent,
                     "replay: frame not acknowledged in time, sending it again"
                 );
-                send(node, rec, i, &rec.frames[i])?;
+                send(node, rec, i, cfg.fps)?;
                 *sent = now;
             }
         }
     }
-    tracing::info!(resent, "lock-step replay acknowledged");
+    tracing::info!(resent, "replay acknowledged");
     Ok(())
+}
+
+/// Takes an acknowledgement; false when the replay must stop.
+fn on_event(event: Event, in_flight: &mut BTreeMap<usize, Instant>) -> eyre::Result<bool> {
+    match event {
+        Event::Input { id, metadata, .. } if id.as_str() == port::ACK => {
+            if let Ok(h) = vigil_msg::decode_header(&metadata.parameters) {
+                in_flight.retain(|&i, _| i as u64 > h.index);
+            }
+            Ok(true)
+        }
+        Event::Stop(_) => Ok(false),
+        Event::InputClosed { id } if id.as_str() == port::ACK => eyre::bail!(
+            "replay: the acknowledging node exited with {} frames unacknowledged",
+            in_flight.len()
+        ),
+        _ => Ok(true),
+    }
 }
 
 #[cfg(test)]
@@ -182,7 +241,13 @@ mod tests {
     fn config_defaults_and_errors() {
         let l = |k: &str| (k == "VIGIL_RECORDING").then(|| "a.mcap".to_owned());
         let c = Config::from_lookup(&l).expect("parses");
-        assert_eq!((c.mode, c.window), (Mode::Lockstep, 4));
+        assert_eq!((c.mode, c.window, c.fps), (Mode::Lockstep, 4, None));
+        let fps = |k: &str| match k {
+            "VIGIL_RECORDING" => Some("a.mcap".to_owned()),
+            "VIGIL_FPS" => Some("0".to_owned()),
+            _ => None,
+        };
+        assert!(Config::from_lookup(&fps).is_err(), "a rate of 0 is refused");
         let bad = |k: &str| match k {
             "VIGIL_RECORDING" => Some("a.mcap".to_owned()),
             "VIGIL_MODE" => Some("fast".to_owned()),

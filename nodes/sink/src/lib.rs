@@ -16,21 +16,62 @@ use serde::Serialize;
 use vigil_config::topology::{self, port};
 use vigil_detect::Detection;
 use vigil_msg::config::{ConfigError, Lookup};
-use vigil_msg::{FrameHeader, ResultMsg, decode_result, encode_ack};
+use vigil_msg::{FrameHeader, FrameStatus, ResultMsg, decode_result, encode_ack};
 use vigil_track::Track;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub out: PathBuf,
+    /// Where to write the run's summary ([`Stats`]), if anywhere.
+    pub stats: Option<PathBuf>,
     pub labels: Option<PathBuf>,
 }
 
 impl Config {
-    /// The output file (a graph fact) and the model's labels.
+    /// The output files (graph facts) and the model's labels.
     pub fn new(c: &vigil_config::Config, l: &impl Lookup) -> Result<Self, ConfigError> {
         Ok(Self {
             out: l.parse_required(topology::env::OUT)?,
+            stats: l.get(topology::env::STATS).map(PathBuf::from),
             labels: c.model.labels.clone(),
+        })
+    }
+}
+
+/// A run's summary: lines written, frames by status, and the latency from capture to
+/// detections of the inferred frames (wall clock, for people: not in the lines).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Stats {
+    pub lines: u64,
+    /// Frames by status (`inferred`, `interval`, `busy`, `missing`, `bad_frame`, `failed`).
+    pub status: BTreeMap<String, u64>,
+    /// Capture → detections, ms: p50, p99, max over the inferred frames that carry it.
+    pub detect_ms: Option<Percentiles>,
+    /// Preprocessing and inference of the inferred frames, ms.
+    pub preprocess_ms: Option<Percentiles>,
+    pub infer_ms: Option<Percentiles>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles of `values` (ms); `None` when empty.
+    #[must_use]
+    pub fn of(mut values: Vec<f64>) -> Option<Self> {
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let rank = |q: f64| values[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
+        (n > 0).then(|| Self {
+            count: n as u64,
+            p50: rank(0.50),
+            p99: rank(0.99),
+            max: values[n - 1],
         })
     }
 }
@@ -45,9 +86,9 @@ pub fn read_labels(path: &Path) -> eyre::Result<Vec<String>> {
 #[derive(Serialize)]
 struct Line<'a> {
     seq: u64,
-    /// The frame's detections never came (the detector was down): tracks are predictions.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    missing: bool,
+    /// Whether the frame was inferred and, if not, why; tracks of a frame not inferred are
+    /// predictions.
+    status: &'static str,
     detections: Vec<DetJson<'a>>,
     tracks: Vec<TrackJson>,
 }
@@ -87,18 +128,18 @@ fn box_json(b: &vigil_detect::BBox) -> [f64; 4] {
 }
 
 /// One frame as a JSON line (without the newline). Scores to 4 places, pixels to 2;
-/// `missing` and `coasting` appear only when true.
+/// `coasting` appears only when true.
 #[must_use]
 pub fn json_line(
     seq: u64,
-    missing: bool,
+    status: FrameStatus,
     detections: &[Detection],
     tracks: &[Track],
     labels: &[String],
 ) -> String {
     let line = Line {
         seq,
-        missing,
+        status: status.as_str(),
         detections: detections
             .iter()
             .map(|d| DetJson {
@@ -141,6 +182,9 @@ pub struct Lines<'a, W> {
     waiting: BTreeMap<u64, ResultMsg>,
     last_written: Option<FrameHeader>,
     written: u64,
+    status: [u64; FrameStatus::ALL.len()],
+    /// Per inferred frame: capture → detections, preprocessing, inference (ms).
+    times: [Vec<f64>; 3],
 }
 
 impl<'a, W: Write> Lines<'a, W> {
@@ -151,6 +195,24 @@ impl<'a, W: Write> Lines<'a, W> {
             waiting: BTreeMap::new(),
             last_written: None,
             written: 0,
+            status: [0; FrameStatus::ALL.len()],
+            times: Default::default(),
+        }
+    }
+
+    /// What was written so far.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        Stats {
+            lines: self.written,
+            status: FrameStatus::ALL
+                .iter()
+                .zip(self.status)
+                .map(|(s, n)| (s.as_str().to_owned(), n))
+                .collect(),
+            detect_ms: Percentiles::of(self.times[0].clone()),
+            preprocess_ms: Percentiles::of(self.times[1].clone()),
+            infer_ms: Percentiles::of(self.times[2].clone()),
         }
     }
 
@@ -164,13 +226,24 @@ impl<'a, W: Write> Lines<'a, W> {
     fn write(&mut self, r: &ResultMsg) -> std::io::Result<()> {
         let line = json_line(
             r.header.seq,
-            r.missing,
+            r.status,
             &r.detections,
             &r.tracks,
             self.labels,
         );
         writeln!(self.out, "{line}")?;
         self.written += 1;
+        self.status[r.status as usize] += 1;
+        let l = r.latency;
+        for (times, us) in self
+            .times
+            .iter_mut()
+            .zip([l.detect_us, l.preprocess_us, l.infer_us])
+        {
+            if us > 0 && r.inferred() {
+                times.push(f64::from(us) / 1e3);
+            }
+        }
         Ok(())
     }
 
@@ -189,13 +262,14 @@ impl<'a, W: Write> Lines<'a, W> {
     }
 
     /// The stream has ended: what still waits behind a gap is written in order too. Returns
-    /// the writer and the lines written.
-    pub fn finish(mut self) -> std::io::Result<(W, u64)> {
+    /// the writer and the summary.
+    pub fn finish(mut self) -> std::io::Result<(W, Stats)> {
         for r in std::mem::take(&mut self.waiting).into_values() {
             self.write(&r)?;
         }
         self.out.flush()?;
-        Ok((self.out, self.written))
+        let stats = self.stats();
+        Ok((self.out, stats))
     }
 }
 
@@ -239,10 +313,14 @@ pub fn run(
             _ => {}
         }
     }
-    let (_, written) = lines
+    let (_, stats) = lines
         .finish()
         .wrap_err_with(|| format!("writing {}", cfg.out.display()))?;
-    tracing::info!(written, bad, "sink finished");
+    if let Some(path) = &cfg.stats {
+        std::fs::write(path, serde_json::to_string_pretty(&stats)?)
+            .wrap_err_with(|| format!("writing {}", path.display()))?;
+    }
+    tracing::info!(written = stats.lines, bad, "sink finished");
     Ok(())
 }
 
@@ -260,11 +338,13 @@ mod tests {
                 width: 10,
                 height: 10,
             },
-            inferred: true,
-            missing: false,
+            status: FrameStatus::Inferred,
             detections: Vec::new(),
             tracks: Vec::new(),
-            latency: vigil_msg::Latency::default(),
+            latency: vigil_msg::Latency {
+                detect_us: 1000 * (index as u32 + 1),
+                ..vigil_msg::Latency::default()
+            },
         }
     }
 
@@ -278,11 +358,13 @@ mod tests {
         lines.push(result(1)).expect("a resent duplicate");
         lines.push(result(3)).expect("push");
         assert_eq!(lines.last_written().map(|h| h.index), Some(1));
-        let (bytes, written) = lines.finish().expect("finish");
+        let (bytes, stats) = lines.finish().expect("finish");
         let text = String::from_utf8(bytes).expect("utf8");
         let seqs: Vec<&str> = text.lines().map(|l| &l[7..10]).collect();
         assert_eq!(seqs, ["100", "101", "103"], "{text}");
-        assert_eq!(written, 3);
+        assert_eq!((stats.lines, stats.status["inferred"]), (3, 3));
+        let ms = stats.detect_ms.expect("measured");
+        assert_eq!((ms.count, ms.p50, ms.max), (3, 2.0, 4.0));
     }
 
     #[test]
@@ -302,16 +384,16 @@ mod tests {
             misses: 0,
             lost: 0,
         };
-        let line = json_line(7, false, &[d], &[t], &["person".to_owned()]);
+        let line = json_line(7, FrameStatus::Inferred, &[d], &[t], &["person".to_owned()]);
         assert_eq!(
             line,
-            r#"{"seq":7,"detections":[{"class":0,"label":"person","score":0.9123,"box":[1.23,2.0,30.0,40.5]}],"tracks":[{"id":3,"class":0,"box":[1.23,2.0,30.0,40.5]}]}"#
+            r#"{"seq":7,"status":"inferred","detections":[{"class":0,"label":"person","score":0.9123,"box":[1.23,2.0,30.0,40.5]}],"tracks":[{"id":3,"class":0,"box":[1.23,2.0,30.0,40.5]}]}"#
         );
         let coasting = Track { lost: 4, ..t };
-        let line = json_line(8, true, &[], &[coasting], &[]);
+        let line = json_line(8, FrameStatus::Busy, &[], &[coasting], &[]);
         assert_eq!(
             line,
-            r#"{"seq":8,"missing":true,"detections":[],"tracks":[{"id":3,"class":0,"box":[1.23,2.0,30.0,40.5],"coasting":true}]}"#
+            r#"{"seq":8,"status":"busy","detections":[],"tracks":[{"id":3,"class":0,"box":[1.23,2.0,30.0,40.5],"coasting":true}]}"#
         );
     }
 }

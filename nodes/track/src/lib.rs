@@ -8,10 +8,16 @@
 //! is by frame index, the output bytes do not depend on how many infer processes there are or
 //! how their results interleave. In `strict` order (replay) it waits for every frame.
 //!
+//! The preprocessor's `skipped` input says, for each frame it did not send to the detector, why
+//! (interval, busy, bad frame, detector down): such a frame goes out as soon as its turn comes,
+//! with its tracks predicted at their last velocity and marked coasting. A `busy` frame behind a
+//! frame whose detections never came was waiting on a dead detector: it goes out `missing`.
+//!
 //! `live` (default) also takes the camera's `frame` input and never waits on the detector for
 //! long: a frame whose detections have not come once a frame `tracker.coast_after_ms` newer was
-//! seen (or a few later ones are done) goes out as `missing`, its tracks predicted at their last
-//! velocity and marked coasting. So the output keeps its pace while infer is down or restarting.
+//! seen (or the detector answered a few later ones) goes out as `missing`, its tracks predicted.
+//! So the output keeps its pace while infer is down or restarting. A frame never seen at all
+//! goes out `missing` in its place: one result per frame index, no gaps.
 
 use dora_node_api::dora_core::config::DataId;
 use dora_node_api::{DoraArray, DoraNode, Event, EventStream};
@@ -20,7 +26,9 @@ use std::collections::VecDeque;
 use vigil_config::topology::{self, Order, port};
 use vigil_msg::config::{ConfigError, Lookup};
 
-use vigil_msg::{DetectionsMsg, Encode, FrameHeader, Latency, ResultMsg, decode_detections};
+use vigil_msg::{
+    DetectionsMsg, Encode, FrameHeader, FrameStatus, Latency, ResultMsg, decode_detections,
+};
 use vigil_track::{LiveOrder, Released, Reorder, Tracker, TrackerConfig};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +41,7 @@ pub struct Config {
     pub coast_after_ns: u64,
 }
 
-/// Frames that may wait behind a missing one in live mode.
+/// Later frames the detector may answer before a missing one is given up, in live mode.
 const LIVE_HOLD: usize = 3;
 
 impl Config {
@@ -69,8 +77,13 @@ pub fn main() -> eyre::Result<()> {
     run(&cfg, node, events)
 }
 
-/// Results kept for frames that may arrive again.
-const RESEND_CACHE: usize = 64;
+/// Results kept for frames that may arrive again (a replay resends a frame after about a
+/// second without an acknowledgement: 256 frames is four seconds at 60 fps).
+const RESEND_CACHE: usize = 256;
+
+/// Frames given up on (their detections never came) remembered, to tell a `busy` frame
+/// behind one of them that the detector was down.
+const GIVEN_UP: usize = 64;
 
 /// The frame order in force: strict reorder by index, or live with coasting.
 enum Release {
@@ -89,7 +102,8 @@ impl Release {
                 true
             }
             (Self::Live(l), Some(d)) => {
-                let ok = l.fill(header.index, header.timestamp_ns, d);
+                let answered = matches!(d.status, FrameStatus::Inferred | FrameStatus::Failed);
+                let ok = l.fill(header.index, header.timestamp_ns, d, answered);
                 if !ok {
                     tracing::debug!(id, index = header.index, "track: detections came late");
                 }
@@ -102,26 +116,34 @@ impl Release {
     fn pop(&mut self) -> Option<(FrameHeader, Option<DetectionsMsg>)> {
         match self {
             Self::Strict(r) => r.pop().map(|(_, d)| (d.header, Some(d))),
-            Self::Live(l) => l.pop().and_then(released),
+            Self::Live(l) => l.pop().map(released),
         }
     }
 
     fn drain(&mut self) -> Vec<(FrameHeader, Option<DetectionsMsg>)> {
         match self {
             Self::Strict(r) => r.drain().map(|(_, d)| (d.header, Some(d))).collect(),
-            Self::Live(l) => l.drain().filter_map(released).collect(),
+            Self::Live(l) => l.drain().into_iter().map(released).collect(),
         }
     }
 }
 
-/// A live-order slot as the header to emit and the detections, if they came (a slot always
-/// holds its frame, its detections, or both).
-fn released(
-    r: Released<FrameHeader, DetectionsMsg>,
-) -> Option<(FrameHeader, Option<DetectionsMsg>)> {
+/// A live-order slot as the header to emit and the detections, if they came. An index never
+/// seen has only its index: its header says so (no size, no time).
+fn released(r: Released<FrameHeader, DetectionsMsg>) -> (FrameHeader, Option<DetectionsMsg>) {
     match (r.item, r.frame) {
-        (Some(d), _) => Some((d.header, Some(d))),
-        (None, frame) => frame.map(|h| (h, None)),
+        (Some(d), _) => (d.header, Some(d)),
+        (None, Some(h)) => (h, None),
+        (None, None) => (
+            FrameHeader {
+                seq: r.index,
+                index: r.index,
+                timestamp_ns: 0,
+                width: 0,
+                height: 0,
+            },
+            None,
+        ),
     }
 }
 
@@ -131,6 +153,7 @@ pub struct TrackStage {
     tracker: Tracker,
     order: Release,
     sent: VecDeque<ResultMsg>,
+    given_up: VecDeque<u64>,
     duplicates: u64,
 }
 
@@ -144,6 +167,7 @@ impl TrackStage {
                 Some(hold) => Release::Live(LiveOrder::new(cfg.coast_after_ns, hold)),
             },
             sent: VecDeque::with_capacity(RESEND_CACHE),
+            given_up: VecDeque::with_capacity(GIVEN_UP),
             duplicates: 0,
         }
     }
@@ -164,7 +188,7 @@ impl TrackStage {
             }
         }
         while let Some((header, dets)) = self.order.pop() {
-            let result = step(&mut self.tracker, header, dets);
+            let result = self.step(header, dets);
             emit(&result)?;
             if self.sent.len() == RESEND_CACHE {
                 self.sent.pop_front();
@@ -174,12 +198,46 @@ impl TrackStage {
         Ok(())
     }
 
+    /// One frame through the tracker: matched on its detections if it was inferred, else
+    /// predicted; a `busy` frame behind a frame given up on becomes `missing`.
+    fn step(&mut self, header: FrameHeader, dets: Option<DetectionsMsg>) -> ResultMsg {
+        let Some(d) = dets else {
+            if self.given_up.len() == GIVEN_UP {
+                self.given_up.pop_front();
+            }
+            self.given_up.push_back(header.index);
+            return ResultMsg {
+                header,
+                status: FrameStatus::Missing,
+                detections: Vec::new(),
+                tracks: self.tracker.predict(),
+                latency: Latency::default(),
+            };
+        };
+        let status = match (d.status, d.behind) {
+            (FrameStatus::Busy, Some(b)) if self.given_up.contains(&b) => FrameStatus::Missing,
+            (s, _) => s,
+        };
+        let tracks = if status == FrameStatus::Inferred {
+            self.tracker.update(&d.detections)
+        } else {
+            self.tracker.predict()
+        };
+        ResultMsg {
+            header,
+            status,
+            tracks,
+            detections: d.detections,
+            latency: d.latency,
+        }
+    }
+
     /// The stream has ended: whatever still waits goes out, in order.
     pub fn finish(&mut self) -> Vec<ResultMsg> {
         let waiting = self.order.drain();
         let results = waiting
             .into_iter()
-            .map(|(header, dets)| step(&mut self.tracker, header, dets))
+            .map(|(header, dets)| self.step(header, dets))
             .collect();
         let (skipped, missing, late) = match &self.order {
             Release::Strict(r) => (r.skipped(), 0, 0),
@@ -210,8 +268,15 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
             continue;
         };
         let array = data.as_array();
-        let decoded = if id.as_str().starts_with(port::DETECTIONS) {
-            decode_detections(&metadata.parameters, array.as_ref()).map(|d| (d.header, Some(d)))
+        let decoded = if id.as_str().starts_with(port::DETECTIONS) || id.as_str() == port::SKIPPED {
+            decode_detections(&metadata.parameters, array.as_ref()).map(|mut d| {
+                // Capture → detections, for people (the monitor's histogram, `vigil bench`).
+                if d.inferred() && d.latency.captured_unix_ns > 0 {
+                    let ns = vigil_msg::unix_now_ns().saturating_sub(d.latency.captured_unix_ns);
+                    d.latency.detect_us = u32::try_from(ns / 1000).unwrap_or(u32::MAX).max(1);
+                }
+                (d.header, Some(d))
+            })
         } else if id.as_str() == port::FRAME {
             vigil_msg::decode_header(&metadata.parameters).map(|h| (h, None))
         } else {
@@ -226,27 +291,6 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
         }
     }
     stage.finish().iter().try_for_each(emit)
-}
-
-fn step(tracker: &mut Tracker, header: FrameHeader, dets: Option<DetectionsMsg>) -> ResultMsg {
-    match dets {
-        Some(d) => ResultMsg {
-            header,
-            inferred: d.inferred,
-            missing: false,
-            tracks: tracker.update(&d.detections, d.inferred),
-            detections: d.detections,
-            latency: d.latency,
-        },
-        None => ResultMsg {
-            header,
-            inferred: false,
-            missing: true,
-            detections: Vec::new(),
-            tracks: tracker.predict(),
-            latency: Latency::default(),
-        },
-    }
 }
 
 #[cfg(test)]
@@ -266,7 +310,8 @@ mod tests {
     fn dets(index: u64, x: f32) -> DetectionsMsg {
         DetectionsMsg {
             header: header(index),
-            inferred: true,
+            status: FrameStatus::Inferred,
+            behind: None,
             detections: vec![vigil_detect::Detection {
                 class: 0,
                 score: 0.9,
@@ -337,9 +382,81 @@ mod tests {
         }
         assert!(!out.is_empty());
         assert_eq!(out[0].header.index, 1);
-        assert!(out[0].missing && !out[0].inferred);
+        assert_eq!(out[0].status, FrameStatus::Missing);
         assert_eq!(out[0].tracks.len(), 1, "the track coasts");
         assert!(out[0].tracks[0].coasting());
+    }
+
+    fn skipped(index: u64, status: FrameStatus, behind: Option<u64>) -> DetectionsMsg {
+        DetectionsMsg {
+            behind,
+            ..DetectionsMsg::not_inferred(header(index), status, Latency::default())
+        }
+    }
+
+    #[test]
+    fn skipped_frames_are_predicted_and_busy_behind_a_lost_frame_is_missing() {
+        let t = vigil_config::Tracker::default();
+        let mut stage = TrackStage::new(&Config::new(&t, Order::Live));
+        let mut out = Vec::new();
+        for i in 0..=1 {
+            push(&mut stage, "frame", i, None);
+            out.extend(push(
+                &mut stage,
+                "detections",
+                i,
+                Some(dets(i, 10.0 + 2.0 * i as f32)),
+            ));
+        }
+        // Frame 2 skipped by interval: its track moves on at 2 px a frame, marked.
+        push(&mut stage, "frame", 2, None);
+        out.extend(push(
+            &mut stage,
+            port::SKIPPED,
+            2,
+            Some(skipped(2, FrameStatus::Interval, None)),
+        ));
+        assert_eq!(indices(&out), [0, 1, 2]);
+        assert_eq!(out[2].status, FrameStatus::Interval);
+        assert!(out[2].tracks[0].coasting());
+        assert!(
+            (out[2].tracks[0].bbox.x1 - 14.0).abs() < 1e-3,
+            "{:?}",
+            out[2].tracks[0].bbox
+        );
+        // Frame 3 goes to the detector, which dies; 4.. are busy behind it.
+        out.clear();
+        push(&mut stage, "frame", 3, None);
+        for i in 4..=12 {
+            out.extend(push(&mut stage, "frame", i, None));
+            out.extend(push(
+                &mut stage,
+                port::SKIPPED,
+                i,
+                Some(skipped(i, FrameStatus::Busy, Some(3))),
+            ));
+        }
+        assert_eq!(out[0].header.index, 3);
+        assert_eq!(out[0].status, FrameStatus::Missing, "its answer never came");
+        assert!(
+            out[1..].iter().all(|r| r.status == FrameStatus::Missing),
+            "busy behind a lost frame means the detector was down"
+        );
+        // A busy frame behind a frame that was answered stays busy.
+        out.clear();
+        push(&mut stage, "frame", 13, None);
+        push(&mut stage, "frame", 14, None);
+        out.extend(push(
+            &mut stage,
+            port::SKIPPED,
+            14,
+            Some(skipped(14, FrameStatus::Busy, Some(13))),
+        ));
+        out.extend(push(&mut stage, "detections", 13, Some(dets(13, 40.0))));
+        assert_eq!(
+            out.iter().map(|r| r.status).collect::<Vec<_>>(),
+            [FrameStatus::Inferred, FrameStatus::Busy]
+        );
     }
 
     #[test]

@@ -300,7 +300,7 @@ pub fn replay_dataflow(
                 );
                 continue;
             }
-            node::TRACK | node::PREPROCESS => {
+            node::TRACK | node::PREPROCESS | node::INFER => {
                 let order = if opts.realtime {
                     Order::Live
                 } else {
@@ -387,8 +387,22 @@ fn split_infer(nodes: &mut Vec<NodeSpec>, workers: usize) -> eyre::Result<()> {
         }
         // One ONNX Runtime thread each, unless vigil.yml says how many.
         let mut source = Source::from_lookup(|key| w.env.get(key).cloned())?;
-        if source.load()?.model.threads == 0 {
+        let config = source.load()?;
+        if config.model.threads == 0 {
             source.overrides.push("model.threads=1".parse()?);
+        }
+        // Live, a fault comes on the first frame a process takes at or after its own: the
+        // first worker alone injects them, so each happens once (lock-step, each on its
+        // planned frame, whichever worker gets it).
+        let live = w
+            .env
+            .get(env::ORDER)
+            .is_none_or(|o| o == Order::Live.as_str());
+        if k > 0 && live && !config.infer.faults.is_empty() {
+            source.overrides.push(Override {
+                path: vec!["infer".into(), "faults".into()],
+                value: "\"\"".into(),
+            });
         }
         config_env(&mut w, &source);
         nodes.insert(at, w);
@@ -522,16 +536,21 @@ pub fn replay(
     let summary = std::fs::read_to_string(&stats_path)
         .ok()
         .and_then(|s| serde_json::from_str::<vigil_sink::Stats>(&s).ok());
-    // Frames the detector ran on and failed, and none it got through: a failure, not an
-    // empty result (infer says so too, but a restarted process would have the last word).
+    // A run in which no frame could be inferred is a failure, not an empty result (infer
+    // says so too, but a restarted process would have the last word).
     if let Some(s) = &summary {
         let count = |k: &str| s.status.get(k).copied().unwrap_or(0);
-        if count("inferred") == 0 && count("failed") > 0 {
+        if lines > 0 && count("inferred") == 0 {
             let why = infer_error(&workdir).map_or(String::new(), |e| format!("; {e}"));
+            let by: Vec<String> = s
+                .status
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
             bail!(
-                "none of the {} frames could be inferred ({} failed){why}",
-                count("failed"),
-                count("failed")
+                "none of the {lines} frames could be inferred ({}){why}",
+                by.join(", ")
             );
         }
     }
@@ -957,6 +976,25 @@ mod tests {
             split.node(node::TRACK).expect("t").inputs[port::SKIPPED].source(),
             "preprocess/skipped"
         );
+        // Live, faults come from the first worker only (each once); lock-step, from all (each
+        // on its planned frame, whichever worker takes it).
+        for (realtime, second) in [(true, ""), (false, "segv@30")] {
+            let flow = replay_of(&ReplayOptions {
+                infer_workers: 2,
+                realtime,
+                faults: Some("segv@30".into()),
+                ..ReplayOptions::default()
+            });
+            let faults = |id| config_of(&flow, id, &root()).infer.faults.to_string();
+            assert_eq!(
+                (faults("infer_0"), faults("infer_1")),
+                ("segv@30".into(), second.into())
+            );
+            assert_eq!(
+                flow.node("infer_1").expect("w").env[env::ORDER],
+                if realtime { "live" } else { "strict" }
+            );
+        }
         // Realtime: acknowledged too (every line written), and the device's own queues.
         let camera = split.node(node::CAMERA).expect("camera");
         assert_eq!(camera.inputs[port::ACK].source(), "sink/ack");

@@ -217,9 +217,9 @@ fn main() -> eyre::Result<()> {
             dataflow::check_replay_overrides(&set)?;
             let run = dataflow::load_config(model.as_deref(), config.as_deref(), set)?;
             if let Some(f) = fps
-                && !(f.is_finite() && f > 0.0)
+                && !(0.1..=1000.0).contains(&f)
             {
-                eyre::bail!("--fps {f}: a rate above 0");
+                eyre::bail!("--fps {f}: a camera rate from 0.1 to 1000");
             }
             if infer_workers == Some(0) {
                 eyre::bail!("--infer-workers 0: at least one");
@@ -254,6 +254,9 @@ fn main() -> eyre::Result<()> {
             infer_workers,
         } => {
             let run = dataflow::load_config(model.as_deref(), config.as_deref(), Vec::new())?;
+            if infer_workers == Some(0) {
+                eyre::bail!("--infer-workers 0: at least one");
+            }
             if live {
                 let workers = infer_workers
                     .unwrap_or_else(|| dataflow::default_workers(&run.resolved.config));

@@ -84,15 +84,20 @@ impl From<FaultPlan> for String {
 }
 
 impl FaultPlan {
-    /// The fault to inject on frame `seq`: the first one planned at or before it and after
-    /// `done` (the planned frame of the last fault this process injected, or the frame a
-    /// predecessor process died on, so that a restarted node does not fail again on what
-    /// killed it). At or after, not at: in live mode the detector runs on the newest frame when
-    /// it is free, so the planned frame itself may not reach it.
+    /// The fault to inject on frame `seq`, after `done` (the planned frame of the last fault
+    /// this process injected, or the frame a predecessor process died on, so that a restarted
+    /// node does not fail again on what killed it). `exact`: only a fault planned for `seq`
+    /// itself (lock-step: every frame is inferred, and which process infers it must not
+    /// matter); else the first one planned at or before `seq` (live: the detector runs on the
+    /// newest frame when it is free, so the planned frame itself may pass it by).
     #[must_use]
-    pub fn due(&self, seq: u64, done: Option<u64>) -> Option<(u64, Fault)> {
-        let from = done.map_or(0, |d| d.saturating_add(1));
-        if from > seq {
+    pub fn due(&self, seq: u64, done: Option<u64>, exact: bool) -> Option<(u64, Fault)> {
+        let from = if exact {
+            seq
+        } else {
+            done.map_or(0, |d| d.saturating_add(1))
+        };
+        if done.is_some_and(|d| seq <= d) || from > seq {
             return None;
         }
         self.0.range(from..=seq).next().map(|(&at, &f)| (at, f))
@@ -144,15 +149,22 @@ mod tests {
     fn plan_parses_and_each_fault_comes_once_on_the_first_frame_at_or_after_its_own() {
         let plan: FaultPlan = "abort@10, segv@20,garbage@5".parse().expect("parses");
         assert_eq!((plan.len(), plan.fatal()), (3, 2));
-        assert_eq!(plan.due(4, None), None);
-        assert_eq!(plan.due(5, None), Some((5, Fault::Garbage)));
-        assert_eq!(plan.due(10, Some(5)), Some((10, Fault::Abort)));
+        let live = |seq, done| plan.due(seq, done, false);
+        assert_eq!(live(4, None), None);
+        assert_eq!(live(5, None), Some((5, Fault::Garbage)));
+        assert_eq!(live(10, Some(5)), Some((10, Fault::Abort)));
         // Frame 10 never reached the detector: the fault comes on the next one that does.
-        assert_eq!(plan.due(12, Some(5)), Some((10, Fault::Abort)));
+        assert_eq!(live(12, Some(5)), Some((10, Fault::Abort)));
         // The predecessor died on frame 12: its successor goes on to the next fault.
-        assert_eq!(plan.due(13, Some(12)), None);
-        assert_eq!(plan.due(21, Some(12)), Some((20, Fault::Segv)));
-        assert_eq!(plan.due(30, Some(20)), None);
+        assert_eq!(live(13, Some(12)), None);
+        assert_eq!(live(21, Some(12)), Some((20, Fault::Segv)));
+        assert_eq!(live(30, Some(20)), None);
+        // Lock-step: on the planned frame only, in whichever process gets it.
+        let exact = |seq, done| plan.due(seq, done, true);
+        assert_eq!(exact(12, None), None);
+        assert_eq!(exact(10, None), Some((10, Fault::Abort)));
+        assert_eq!(exact(10, Some(10)), None, "it killed the predecessor");
+        assert_eq!(exact(20, Some(10)), Some((20, Fault::Segv)));
         assert!("".parse::<FaultPlan>().expect("empty").is_empty());
         for bad in ["abort", "melt@3", "abort@x", "abort@1,segv@1"] {
             assert!(bad.parse::<FaultPlan>().is_err(), "{bad}");

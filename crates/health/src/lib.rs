@@ -84,6 +84,7 @@ pub struct Health {
     unshown_before_first: Option<u64>,
     clock_ns: u64,
     newest_index: Option<u64>,
+    newest_result: Option<u64>,
     recent: VecDeque<(u64, u64)>,
     /// Seqs of recent frames that went out without detections.
     recent_missing: VecDeque<u64>,
@@ -123,6 +124,7 @@ impl Health {
             unshown_before_first: None,
             clock_ns: 0,
             newest_index: None,
+            newest_result: None,
             recent: VecDeque::with_capacity(RECENT),
             recent_missing: VecDeque::new(),
             starts: BTreeMap::new(),
@@ -246,6 +248,11 @@ impl Health {
     /// A tracker result; `pipeline_us` is the wall time from the camera frame to it, where
     /// the caller could measure it.
     pub fn result(&mut self, r: &ResultMsg, pipeline_us: Option<u64>) -> Vec<AuditEvent> {
+        // A result sent again (for a frame a replay resent) is not a new one.
+        if self.newest_result.is_some_and(|n| r.header.index <= n) {
+            return Vec::new();
+        }
+        self.newest_result = Some(r.header.index);
         self.results += 1;
         for (stage, us) in [
             ("preprocess", u64::from(r.latency.preprocess_us)),
@@ -526,6 +533,9 @@ mod tests {
         assert!(text.contains("vigil_frames_in_total 24"), "{text}");
         m.frame(&h(20));
         assert_eq!(m.frames_in, 24, "a frame sent again is not counted twice");
+        let results = m.results;
+        m.result(&result(20, false, true), None);
+        assert_eq!(m.results, results, "nor its result");
         // A worker's restart is reported under the worker's own name.
         m.status(
             "infer_1",

@@ -67,9 +67,14 @@ impl<F, T> LiveOrder<F, T> {
     }
 
     /// A camera frame was seen.
-    pub fn frame(&mut self, index: u64, timestamp_ns: u64, frame: F) {
-        if let Some(s) = self.slot(index, timestamp_ns) {
-            s.frame.get_or_insert(frame);
+    /// A camera frame was seen. Returns false for a frame that already went out (sent again).
+    pub fn frame(&mut self, index: u64, timestamp_ns: u64, frame: F) -> bool {
+        match self.slot(index, timestamp_ns) {
+            Some(s) => {
+                s.frame.get_or_insert(frame);
+                true
+            }
+            None => false,
         }
     }
 

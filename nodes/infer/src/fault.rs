@@ -18,15 +18,18 @@ pub struct Faulty<B> {
     /// The planned frame of the last fault injected here, or the frame the previous process
     /// died on: those faults are not repeated.
     done: Option<u64>,
+    /// Only on the planned frame itself (lock-step), else on the first at or after it.
+    exact: bool,
     seq: u64,
 }
 
 impl<B> Faulty<B> {
-    pub fn new(inner: B, plan: FaultPlan, died_at: Option<u64>) -> Self {
+    pub fn new(inner: B, plan: FaultPlan, died_at: Option<u64>, exact: bool) -> Self {
         Self {
             inner,
             plan,
             done: died_at,
+            exact,
             seq: 0,
         }
     }
@@ -47,11 +50,14 @@ impl<B: Backend> Backend for Faulty<B> {
     }
 
     fn run(&mut self, shape: &[usize], data: &[f32]) -> Result<Vec<OutputTensor>, InferError> {
-        let fault = self.plan.due(self.seq, self.done).map(|(planned, f)| {
-            self.done = Some(planned);
-            tracing::warn!(seq = self.seq, planned, fault = %f, "infer: injecting fault");
-            f
-        });
+        let fault = self
+            .plan
+            .due(self.seq, self.done, self.exact)
+            .map(|(planned, f)| {
+                self.done = Some(planned);
+                tracing::warn!(seq = self.seq, planned, fault = %f, "infer: injecting fault");
+                f
+            });
         match fault {
             Some(Fault::Abort) => std::process::abort(),
             Some(Fault::Segv) => crate::last_words::segfault(),

@@ -121,7 +121,14 @@ pub fn main() -> eyre::Result<()> {
         .transpose()
         .wrap_err("infer: starting the watchdog")?;
     let died_at = previous.as_ref().map(|p| p.seq);
-    let faulty = Faulty::new(backend, cfg.faults.clone(), died_at);
+    // Lock-step (strict order): a fault on its planned frame only, whichever process gets it.
+    let order = vigil_msg::config::Lookup::parse_or(
+        &vigil_msg::config::env_lookup(),
+        vigil_config::topology::env::ORDER,
+        vigil_config::topology::Order::Live,
+    )?;
+    let exact = order == vigil_config::topology::Order::Strict;
+    let faulty = Faulty::new(backend, cfg.faults.clone(), died_at, exact);
     let mut detector = Detector::new(Watched::new(faulty, watchdog), cfg.post.clone());
     let (mut node, events) = DoraNode::init_from_env().wrap_err("infer: connecting to dora")?;
     let (params, array) = StatusMsg::Started {
@@ -378,7 +385,7 @@ mod tests {
         });
         let plan: FaultPlan = "garbage@4".parse().expect("plan");
         let mut detector = Detector::new(
-            Watched::new(Faulty::new(echo, plan, None), None),
+            Watched::new(Faulty::new(echo, plan, None, true), None),
             PostprocessConfig::default(),
         );
         let mut run = Run::new(None);

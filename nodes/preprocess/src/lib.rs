@@ -150,7 +150,8 @@ fn worker_port(base: &str, k: usize, workers: u64) -> String {
 /// What the node counts, logged at the end.
 #[derive(Debug, Default)]
 struct Counts {
-    inferred: u64,
+    /// Frames sent to an infer process.
+    sent: u64,
     skipped: [u64; FrameStatus::ALL.len()],
     bad_messages: u64,
 }
@@ -195,6 +196,12 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
             // The frames ended: nothing more to wait for (the infer processes' readies never
             // close by themselves, they wait for this node's tensors to close).
             Event::InputClosed { id } if id.as_str() == port::FRAME => break,
+            Event::InputClosed { id } => {
+                if let Some(k) = readies.iter().position(|r| r == id.as_str()) {
+                    tracing::warn!(worker = id.as_str(), "preprocess: an infer process is gone");
+                    pacer.down(k);
+                }
+            }
             Event::Stop(_) => break,
             _ => {}
         }
@@ -207,15 +214,7 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
                         status,
                         behind,
                     } => {
-                        counts.skipped[status as usize] += 1;
-                        send_skip(
-                            &mut node,
-                            &skipped,
-                            header,
-                            status,
-                            behind,
-                            Latency::default(),
-                        )?;
+                        send_skip(&mut node, &skipped, &mut counts, header, status, behind)?;
                     }
                     Action::Dispatch {
                         worker,
@@ -228,22 +227,15 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
                         let letterbox = match made {
                             Ok(lb) => lb,
                             Err(e) => {
-                                counts.skipped[FrameStatus::BadFrame as usize] += 1;
-                                let bad = counts.skipped[FrameStatus::BadFrame as usize];
+                                let status = FrameStatus::BadFrame;
+                                send_skip(&mut node, &skipped, &mut counts, header, status, None)?;
+                                let bad = counts.skipped[status as usize];
                                 tracing::error!(seq = header.seq, error = %e, bad_frames = bad, "preprocess: frame not inferred");
-                                send_skip(
-                                    &mut node,
-                                    &skipped,
-                                    header,
-                                    FrameStatus::BadFrame,
-                                    None,
-                                    Latency::default(),
-                                )?;
                                 pacer.failed(worker, &mut actions);
                                 continue;
                             }
                         };
-                        counts.inferred += 1;
+                        counts.sent += 1;
                         let msg = TensorMsg {
                             header,
                             letterbox,
@@ -272,15 +264,7 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
             behind,
         } = action
         {
-            counts.skipped[status as usize] += 1;
-            send_skip(
-                &mut node,
-                &skipped,
-                header,
-                status,
-                behind,
-                Latency::default(),
-            )?;
+            send_skip(&mut node, &skipped, &mut counts, header, status, behind)?;
         }
     }
     let by_status: Vec<String> = FrameStatus::ALL
@@ -290,7 +274,7 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
         .map(|(s, n)| format!("{}={n}", s.as_str()))
         .collect();
     tracing::info!(
-        sent = counts.inferred,
+        sent = counts.sent,
         not_sent = by_status.join(" "),
         lost_on_the_way = pacer.lost(),
         bad_messages = counts.bad_messages,
@@ -299,17 +283,19 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
     Ok(())
 }
 
+/// Tells the track node, and counts, that a frame is not inferred and why.
 fn send_skip(
     node: &mut DoraNode,
     port: &DataId,
+    counts: &mut Counts,
     header: FrameHeader,
     status: FrameStatus,
     behind: Option<u64>,
-    latency: Latency,
 ) -> eyre::Result<()> {
+    counts.skipped[status as usize] += 1;
     let msg = DetectionsMsg {
         behind,
-        ..DetectionsMsg::not_inferred(header, status, latency)
+        ..DetectionsMsg::not_inferred(header, status, Latency::default())
     };
     let (params, array) = msg.encode();
     node.send_output(port.clone(), params, DoraArray::from(array))

@@ -22,7 +22,8 @@ pub enum Mode {
 }
 
 /// Readies from a process that has not received the frame sent to it, after which that frame
-/// is taken as lost on the way (a process repeats its `ready` every 100 ms while it waits).
+/// is taken as lost on the way (a process repeats its `ready` every 100–200 ms while it
+/// waits).
 const STALE_READIES: u8 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +64,8 @@ pub struct Pacer<F> {
     interval: u64,
     workers: Vec<Worker>,
     waiting: VecDeque<(FrameHeader, F)>,
+    /// The newest frame index seen (live: an older one is a frame sent again, never news).
+    newest: Option<u64>,
     lost: u64,
 }
 
@@ -76,12 +79,22 @@ impl<F> Pacer<F> {
             interval: interval.max(1),
             workers: vec![Worker::Down; workers.max(1)],
             waiting: VecDeque::new(),
+            newest: None,
             lost: 0,
         }
     }
 
     /// A camera frame came.
     pub fn frame(&mut self, header: FrameHeader, frame: F, out: &mut Vec<Action<F>>) {
+        if self.mode == Mode::Live {
+            // A frame sent again (a replay resends what was not acknowledged) already had
+            // its say: it is not inferred again, and it does not displace the one waiting
+            // (the track node answers it from what went out).
+            if self.newest.is_some_and(|n| header.index <= n) {
+                return;
+            }
+            self.newest = Some(header.index);
+        }
         if !header.seq.is_multiple_of(self.interval) {
             out.push(Action::Skip {
                 header,
@@ -136,6 +149,13 @@ impl<F> Pacer<F> {
             *w = Worker::Idle { pid };
         }
         self.dispatch(out);
+    }
+
+    /// Infer process `worker` is gone for good (its `ready` input closed).
+    pub fn down(&mut self, worker: usize) {
+        if let Some(w) = self.workers.get_mut(worker) {
+            *w = Worker::Down;
+        }
     }
 
     /// The frames stopped: whatever still waits is not inferred.
@@ -313,6 +333,25 @@ mod tests {
         p.ready(0, ready(20, Some(1)), &mut out);
         p.ready(1, ready(21, Some(0)), &mut out);
         assert_eq!(names(&out), ["0 d1", "1 d0", "2 d0", "3 d1"]);
+    }
+
+    #[test]
+    fn live_a_frame_sent_again_is_not_inferred_and_a_closed_worker_is_down() {
+        let mut p = Pacer::new(Mode::Live, 1, 1);
+        let mut out = Vec::new();
+        p.ready(0, ready(10, None), &mut out);
+        p.frame(h(0), (), &mut out);
+        p.frame(h(1), (), &mut out);
+        p.frame(h(0), (), &mut out);
+        assert_eq!(
+            names(&out),
+            ["0 d0"],
+            "frame 0 again: nothing; 1 still waits"
+        );
+        out.clear();
+        p.down(0);
+        p.frame(h(2), (), &mut out);
+        assert_eq!(names(&out), ["1 missing"]);
     }
 
     #[test]

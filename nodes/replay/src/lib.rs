@@ -62,8 +62,8 @@ impl Config {
         let fps = match l.get(env::FPS) {
             None => None,
             Some(v) => match v.parse::<f64>() {
-                Ok(f) if f.is_finite() && f > 0.0 => Some(f),
-                _ => return Err(ConfigError::new(env::FPS, &v, "a rate above 0")),
+                Ok(f) if (0.1..=1000.0).contains(&f) => Some(f),
+                _ => return Err(ConfigError::new(env::FPS, &v, "a rate from 0.1 to 1000")),
             },
         };
         Ok(Self {
@@ -86,18 +86,13 @@ pub fn main() -> eyre::Result<()> {
     run(&cfg, &rec, node, events)
 }
 
-/// Sends frame `index`; played at `fps`, its timestamp is where that rate puts it (frame time
-/// is the camera's: a camera at 60 fps stamps its frames 16.7 ms apart).
-fn send(node: &mut DoraNode, rec: &Recording, index: usize, fps: Option<f64>) -> eyre::Result<()> {
+/// Sends frame `index` with its frame-time stamp.
+fn send(node: &mut DoraNode, rec: &Recording, index: usize, timestamp_ns: u64) -> eyre::Result<()> {
     let f: &RecordedFrame = &rec.frames[index];
-    let first = rec.frames.first().map_or(0, |f| f.timestamp_ns);
     let header = FrameHeader {
         seq: u64::from(f.seq),
         index: index as u64,
-        timestamp_ns: match fps {
-            Some(fps) => first + (index as f64 * 1e9 / fps).round() as u64,
-            None => f.timestamp_ns,
-        },
+        timestamp_ns,
         width: rec.info.width,
         height: rec.info.height,
     };
@@ -122,24 +117,30 @@ pub fn run(
     mut events: dora_node_api::EventStream,
 ) -> eyre::Result<()> {
     let first = rec.frames.first().map_or(0, |f| f.timestamp_ns);
-    // When each frame may leave, from the start: lock-step as soon as the window allows.
-    let offsets: Vec<Option<Duration>> = rec
+    // Each frame's timestamp: as recorded, or where a camera at `fps` puts it (frame time is
+    // the camera's: at 60 fps frames are stamped 16.7 ms apart).
+    let stamps: Vec<u64> = rec
         .frames
         .iter()
         .enumerate()
-        .map(|(i, f)| match (cfg.mode, cfg.fps) {
-            (Mode::Lockstep, _) => None,
-            (Mode::Realtime, Some(fps)) => Some(Duration::from_secs_f64(i as f64 / fps)),
-            (Mode::Realtime, None) => {
-                Some(Duration::from_nanos(f.timestamp_ns.saturating_sub(first)))
-            }
+        .map(|(i, f)| match cfg.fps {
+            Some(fps) => first + (i as f64 * 1e9 / fps).round() as u64,
+            None => f.timestamp_ns,
+        })
+        .collect();
+    // When each frame may leave, from the start: lock-step as soon as the window allows.
+    let offsets: Vec<Option<Duration>> = stamps
+        .iter()
+        .map(|&t| match cfg.mode {
+            Mode::Lockstep => None,
+            Mode::Realtime => Some(Duration::from_nanos(t.saturating_sub(first))),
         })
         .collect();
     let window = match cfg.mode {
         Mode::Lockstep => cfg.window,
         Mode::Realtime => usize::MAX,
     };
-    play(cfg, rec, &offsets, window, &mut node, &mut events)?;
+    play(cfg, rec, &stamps, &offsets, window, &mut node, &mut events)?;
     tracing::info!(frames = rec.frames.len(), "replay finished");
     Ok(())
 }
@@ -150,6 +151,7 @@ pub fn run(
 fn play(
     cfg: &Config,
     rec: &Recording,
+    stamps: &[u64],
     offsets: &[Option<Duration>],
     window: usize,
     node: &mut DoraNode,
@@ -166,7 +168,7 @@ fn play(
             && in_flight.len() < window
             && offsets[next].is_none_or(|o| start + o <= now)
         {
-            send(node, rec, next, cfg.fps)?;
+            send(node, rec, next, stamps[next])?;
             in_flight.insert(next, Instant::now());
             next += 1;
         }
@@ -177,20 +179,9 @@ fn play(
             .flatten()
             .filter(|_| in_flight.len() < window)
             .map(|o| start + o);
+        // Nothing in flight and nothing left to send: every frame is acknowledged.
         let Some(wake) = [resend_due, next_due].into_iter().flatten().min() else {
-            if next >= total {
-                break;
-            }
-            // Waiting for the window to open: only an ack does that.
-            match events.recv() {
-                Some(event) => {
-                    if !on_event(event, &mut in_flight)? {
-                        break;
-                    }
-                }
-                None => break,
-            }
-            continue;
+            break;
         };
         if let Some(event) = events.recv_timeout(wake.saturating_duration_since(Instant::now()))
             && !on_event(event, &mut in_flight)?
@@ -206,7 +197,7 @@ fn play(
                     resent,
                     "replay: frame not acknowledged in time, sending it again"
                 );
-                send(node, rec, i, cfg.fps)?;
+                send(node, rec, i, stamps[i])?;
                 *sent = now;
             }
         }

@@ -1,12 +1,13 @@
 //! The track node: puts detections back into frame order by the frames' gap-free index, runs
 //! the IOU tracker, and emits each frame's `result` (its detections and tracks) in order. A
 //! frame that arrives again after its result went out (a replay resending a frame whose result
-//! was lost on the way) gets the same result sent again, from a short cache.
+//! was lost on the way: in strict order its detections come again, live the camera frame
+//! itself) gets the same result sent again, from a short cache.
 //!
 //! Every input whose id starts with `detections` is merged (`detections`, or `detections_0` …
 //! `detections_{N-1}` for N infer processes splitting frames between them). Because the merge
 //! is by frame index, the output bytes do not depend on how many infer processes there are or
-//! how their results interleave. In `strict` order (replay) it waits for every frame.
+//! how their results interleave. In `strict` order (lock-step replay) it waits for every frame.
 //!
 //! The preprocessor's `skipped` input says, for each frame it did not send to the detector, why
 //! (interval, busy, bad frame, detector down): such a frame goes out as soon as its turn comes,
@@ -77,8 +78,9 @@ pub fn main() -> eyre::Result<()> {
     run(&cfg, node, events)
 }
 
-/// Results kept for frames that may arrive again (a replay resends a frame after about a
-/// second without an acknowledgement: 256 frames is four seconds at 60 fps).
+/// Results kept for frames that may arrive again (a replay resends a frame 3 s after it went
+/// without an acknowledgement: 256 frames is 4 s at 60 fps). A frame sent again after its
+/// result left the cache gets a `missing` result without tracks, so a replay always ends.
 const RESEND_CACHE: usize = 256;
 
 /// Frames given up on (their detections never came) remembered, to tell a `busy` frame
@@ -92,15 +94,12 @@ enum Release {
 }
 
 impl Release {
-    /// Takes one message; returns false for a duplicate or late detection.
+    /// Takes one message; returns false for a duplicate or late one.
     fn push(&mut self, id: &str, header: FrameHeader, dets: Option<DetectionsMsg>) -> bool {
         match (self, dets) {
             (Self::Strict(r), Some(d)) => r.push(header.index, d),
             (Self::Strict(_), None) => true,
-            (Self::Live(l), None) => {
-                l.frame(header.index, header.timestamp_ns, header);
-                true
-            }
+            (Self::Live(l), None) => l.frame(header.index, header.timestamp_ns, header),
             (Self::Live(l), Some(d)) => {
                 let answered = matches!(d.status, FrameStatus::Inferred | FrameStatus::Failed);
                 let ok = l.fill(header.index, header.timestamp_ns, d, answered);
@@ -129,21 +128,23 @@ impl Release {
 }
 
 /// A live-order slot as the header to emit and the detections, if they came. An index never
-/// seen has only its index: its header says so (no size, no time).
+/// seen has only its index (its header is made up when it goes out: [`TrackStage::step`]).
 fn released(r: Released<FrameHeader, DetectionsMsg>) -> (FrameHeader, Option<DetectionsMsg>) {
     match (r.item, r.frame) {
         (Some(d), _) => (d.header, Some(d)),
         (None, Some(h)) => (h, None),
-        (None, None) => (
-            FrameHeader {
-                seq: r.index,
-                index: r.index,
-                timestamp_ns: 0,
-                width: 0,
-                height: 0,
-            },
-            None,
-        ),
+        (None, None) => (unseen(r.index), None),
+    }
+}
+
+/// The header of a frame index never seen: no size, no time (0), its seq filled in later.
+fn unseen(index: u64) -> FrameHeader {
+    FrameHeader {
+        seq: index,
+        index,
+        timestamp_ns: 0,
+        width: 0,
+        height: 0,
     }
 }
 
@@ -154,6 +155,8 @@ pub struct TrackStage {
     order: Release,
     sent: VecDeque<ResultMsg>,
     given_up: VecDeque<u64>,
+    /// The header of the last result out.
+    last: Option<FrameHeader>,
     duplicates: u64,
 }
 
@@ -168,6 +171,7 @@ impl TrackStage {
             },
             sent: VecDeque::with_capacity(RESEND_CACHE),
             given_up: VecDeque::with_capacity(GIVEN_UP),
+            last: None,
             duplicates: 0,
         }
     }
@@ -181,10 +185,25 @@ impl TrackStage {
         dets: Option<DetectionsMsg>,
         mut emit: impl FnMut(&ResultMsg) -> Result<(), E>,
     ) -> Result<(), E> {
+        // What came again: in strict order a frame's detections (the replay resent the frame),
+        // live the camera frame itself (late answers are not news to anyone).
+        let resent = match self.order {
+            Release::Strict(_) => dets.is_some(),
+            Release::Live(_) => dets.is_none(),
+        };
         if !self.order.push(id, header, dets) {
             self.duplicates += 1;
-            if let Some(again) = self.sent.iter().find(|r| r.header.index == header.index) {
-                emit(again)?;
+            if resent {
+                match self.sent.iter().find(|r| r.header.index == header.index) {
+                    Some(again) => emit(again)?,
+                    None => emit(&ResultMsg {
+                        header,
+                        status: FrameStatus::Missing,
+                        detections: Vec::new(),
+                        tracks: Vec::new(),
+                        latency: Latency::default(),
+                    })?,
+                }
             }
         }
         while let Some((header, dets)) = self.order.pop() {
@@ -200,7 +219,15 @@ impl TrackStage {
 
     /// One frame through the tracker: matched on its detections if it was inferred, else
     /// predicted; a `busy` frame behind a frame given up on becomes `missing`.
-    fn step(&mut self, header: FrameHeader, dets: Option<DetectionsMsg>) -> ResultMsg {
+    fn step(&mut self, mut header: FrameHeader, dets: Option<DetectionsMsg>) -> ResultMsg {
+        if header == unseen(header.index)
+            && let Some(last) = self.last
+        {
+            // Sequence numbers run with the index unless the source skipped some: the best
+            // guess for a frame never seen.
+            header.seq = last.seq + (header.index - last.index);
+        }
+        self.last = Some(header);
         let Some(d) = dets else {
             if self.given_up.len() == GIVEN_UP {
                 self.given_up.pop_front();
@@ -456,6 +483,47 @@ mod tests {
         assert_eq!(
             out.iter().map(|r| r.status).collect::<Vec<_>>(),
             [FrameStatus::Inferred, FrameStatus::Busy]
+        );
+    }
+
+    #[test]
+    fn live_answers_a_resent_frame_and_ignores_late_detections() {
+        let t = vigil_config::Tracker::default();
+        let mut stage = TrackStage::new(&Config::new(&t, Order::Live));
+        push(&mut stage, "frame", 0, None);
+        assert_eq!(
+            indices(&push(&mut stage, "detections", 0, Some(dets(0, 10.0)))),
+            [0]
+        );
+        // The replay sends frame 0 again (its result was lost on the way): the same result.
+        let again = push(&mut stage, "frame", 0, None);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].status, FrameStatus::Inferred);
+        // Frame 1 is given up; its detections come late: nothing goes out again.
+        for i in 1..=12 {
+            push(&mut stage, "frame", i, None);
+        }
+        assert!(push(&mut stage, "detections", 1, Some(dets(1, 12.0))).is_empty());
+        // A frame sent again after its result left the cache still gets an answer.
+        let mut old = TrackStage::new(&Config::new(&t, Order::Live));
+        old.sent.clear();
+        old.order = Release::Live(LiveOrder::new(250_000_000, LIVE_HOLD));
+        push(&mut old, "frame", 5, None);
+        push(
+            &mut old,
+            "skipped",
+            5,
+            Some(skipped(5, FrameStatus::Interval, None)),
+        );
+        // Frames 0..=4 never came (gap) and go out missing once 5 is due.
+        let out = push(&mut old, "frame", 20, None);
+        assert!(out.iter().any(|r| r.header.index == 5));
+        assert_eq!(out[0].header.seq, 0);
+        old.sent.clear();
+        let late = push(&mut old, "frame", 3, None);
+        assert_eq!(
+            (late.len(), late[0].status, late[0].header.index),
+            (1, FrameStatus::Missing, 3)
         );
     }
 

@@ -522,8 +522,17 @@ mod tests {
     #[test]
     fn tensor_is_bit_identical_to_the_reference_path() {
         // A 720p camera into the 640 and 512 inputs (the content of 640 keep-aspect is exactly
-        // 640×360); a frame of the content's own size (no resize at all); one enlarged; odd sizes.
-        let images: Vec<RgbImage> = [(1280, 720), (640, 360), (97, 61), (333, 517), (640, 640)]
+        // 640×360); a frame of the content's own size (no resize at all); one enlarged; odd sizes;
+        // one widened to 320×192 by a horizontal pass alone (it gathers pixels of the frame row).
+        let sizes = [
+            (1280, 720),
+            (640, 360),
+            (97, 61),
+            (333, 517),
+            (640, 640),
+            (200, 192),
+        ];
+        let images: Vec<RgbImage> = sizes
             .into_iter()
             .zip(1..)
             .map(|((w, h), seed)| noise(w, h, seed))

@@ -26,19 +26,25 @@ pub enum Mode {
 /// waits).
 const STALE_READIES: u8 = 2;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Worker {
-    /// Not heard from yet.
-    Down,
-    Idle {
-        pid: u32,
-    },
-    /// Working on frame `index` (as far as this node knows: it may have died doing it).
-    Busy {
-        pid: u32,
-        index: u64,
-        stale: u8,
-    },
+/// One infer process as this node knows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Worker {
+    /// `None`: not heard from yet (or gone).
+    pid: Option<u32>,
+    /// Frames sent to it and not yet answered, oldest first.
+    in_flight: VecDeque<u64>,
+    /// The last frame it said it answered, and how many readies in a row said so.
+    received: Option<u64>,
+    stale: u8,
+}
+
+/// Frames an infer process may hold: live one (it asks for the newest when free); lock-step
+/// two, so that the next frame is prepared while it infers (every frame is inferred anyway).
+fn depth(mode: Mode) -> usize {
+    match mode {
+        Mode::Live => 1,
+        Mode::Strict => 2,
+    }
 }
 
 /// What to do with a frame.
@@ -77,7 +83,7 @@ impl<F> Pacer<F> {
         Self {
             mode,
             interval: interval.max(1),
-            workers: vec![Worker::Down; workers.max(1)],
+            workers: vec![Worker::default(); workers.max(1)],
             waiting: VecDeque::new(),
             newest: None,
             lost: 0,
@@ -113,40 +119,39 @@ impl<F> Pacer<F> {
         self.dispatch(out);
     }
 
-    /// Infer process `worker` says it is free.
+    /// Infer process `worker` says it is free (or, lock-step, has room for one more).
     pub fn ready(&mut self, worker: usize, r: Ready, out: &mut Vec<Action<F>>) {
         let Some(w) = self.workers.get_mut(worker) else {
             return;
         };
-        *w = match *w {
-            // A ready sent before the frame reached it; once it has asked again and again
-            // without receiving it, the frame was lost on the way.
-            Worker::Busy { pid, index, stale }
-                if pid == r.pid && r.received.is_none_or(|got| got < index) =>
-            {
-                if stale + 1 >= STALE_READIES {
-                    self.lost += 1;
-                    Worker::Idle { pid }
-                } else {
-                    Worker::Busy {
-                        pid,
-                        index,
-                        stale: stale + 1,
-                    }
-                }
+        if w.pid != Some(r.pid) {
+            // A new process in the place of one that died: what it held died with it.
+            *w = Worker {
+                pid: Some(r.pid),
+                ..Worker::default()
+            };
+        } else if r.received != w.received {
+            if let Some(got) = r.received {
+                w.in_flight.retain(|&i| i != got);
             }
-            // Free, or a new process in the place of one that died.
-            _ => Worker::Idle { pid: r.pid },
-        };
+            (w.received, w.stale) = (r.received, 0);
+        } else if !w.in_flight.is_empty() {
+            // Asked again without answering anything: a ready sent before a frame reached it,
+            // or, asked once more, frames lost on the way (a process repeats its `ready`
+            // only while it waits with nothing to do).
+            w.stale += 1;
+            if w.stale >= STALE_READIES {
+                self.lost += w.in_flight.len() as u64;
+                (w.in_flight, w.stale) = (VecDeque::new(), 0);
+            }
+        }
         self.dispatch(out);
     }
 
-    /// The frame sent to `worker` could not be prepared (a bad JPEG): the process is free.
+    /// The frame last sent to `worker` could not be prepared (a bad JPEG): it never went.
     pub fn failed(&mut self, worker: usize, out: &mut Vec<Action<F>>) {
-        if let Some(w) = self.workers.get_mut(worker)
-            && let Worker::Busy { pid, .. } = *w
-        {
-            *w = Worker::Idle { pid };
+        if let Some(w) = self.workers.get_mut(worker) {
+            w.in_flight.pop_back();
         }
         self.dispatch(out);
     }
@@ -154,7 +159,7 @@ impl<F> Pacer<F> {
     /// Infer process `worker` is gone for good (its `ready` input closed).
     pub fn down(&mut self, worker: usize) {
         if let Some(w) = self.workers.get_mut(worker) {
-            *w = Worker::Down;
+            *w = Worker::default();
         }
     }
 
@@ -172,21 +177,23 @@ impl<F> Pacer<F> {
     }
 
     fn dispatch(&mut self, out: &mut Vec<Action<F>>) {
+        let depth = depth(self.mode);
         while !self.waiting.is_empty() {
-            let Some((worker, pid)) = self.workers.iter().enumerate().find_map(|(k, w)| match w {
-                Worker::Idle { pid } => Some((k, *pid)),
-                _ => None,
-            }) else {
+            // The process with the most room (the first of them): an idle one before one
+            // that would queue the frame behind another.
+            let Some(worker) = (0..self.workers.len())
+                .filter(|&k| {
+                    let w = &self.workers[k];
+                    w.pid.is_some() && w.in_flight.len() < depth
+                })
+                .min_by_key(|&k| self.workers[k].in_flight.len())
+            else {
                 return;
             };
             let Some((header, frame)) = self.waiting.pop_front() else {
                 return;
             };
-            self.workers[worker] = Worker::Busy {
-                pid,
-                index: header.index,
-                stale: 0,
-            };
+            self.workers[worker].in_flight.push_back(header.index);
             out.push(Action::Dispatch {
                 worker,
                 header,
@@ -201,10 +208,7 @@ impl<F> Pacer<F> {
         let behind = self
             .workers
             .iter()
-            .filter_map(|w| match w {
-                Worker::Busy { index, .. } => Some(*index),
-                _ => None,
-            })
+            .filter_map(|w| w.in_flight.front().copied())
             .min();
         Action::Skip {
             header,
@@ -330,9 +334,13 @@ mod tests {
         assert!(out.is_empty(), "no worker up yet: all wait");
         p.ready(1, ready(21, None), &mut out);
         p.ready(0, ready(20, None), &mut out);
-        p.ready(0, ready(20, Some(1)), &mut out);
-        p.ready(1, ready(21, Some(0)), &mut out);
-        assert_eq!(names(&out), ["0 d1", "1 d0", "2 d0", "3 d1"]);
+        // Each holds two (one in work, the next prepared); the answers make room again.
+        assert_eq!(names(&out), ["0 d1", "1 d1", "2 d0", "3 d0"]);
+        out.clear();
+        p.frame(h(4), (), &mut out);
+        assert!(out.is_empty(), "both full");
+        p.ready(0, ready(20, Some(2)), &mut out);
+        assert_eq!(names(&out), ["4 d0"]);
     }
 
     #[test]

@@ -47,6 +47,17 @@ pub fn worker_port(port: &str, k: usize) -> String {
     format!("{port}_{k}")
 }
 
+/// The port of worker `k` of `workers` infer processes: the plain name with one (the graph as
+/// declared), `port_k` with several.
+#[must_use]
+pub fn port_of(port: &str, k: usize, workers: usize) -> String {
+    if workers > 1 {
+        worker_port(port, k)
+    } else {
+        port.to_owned()
+    }
+}
+
 /// `infer_k`: the id of the `k`-th infer worker.
 #[must_use]
 pub fn worker_id(k: usize) -> String {
@@ -107,6 +118,8 @@ mod tests {
         assert_eq!(split_worker_port("detections"), ("detections", None));
         assert_eq!(split_worker_port("frame_x"), ("frame_x", None));
         assert_eq!(worker_id(1), "infer_1");
+        assert_eq!(port_of(port::READY, 0, 1), "ready");
+        assert_eq!(port_of(port::READY, 1, 2), "ready_1");
     }
 }
 

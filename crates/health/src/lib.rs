@@ -73,8 +73,6 @@ pub struct Health {
     pub frames_in: u64,
     pub frames_shown: u64,
     pub results: u64,
-    pub inferred: u64,
-    pub missing: u64,
     /// Results by frame status, in [`FrameStatus::ALL`] order.
     pub by_status: [u64; FrameStatus::ALL.len()],
     pub rejected: u64,
@@ -116,8 +114,6 @@ impl Health {
             frames_in: 0,
             frames_shown: 0,
             results: 0,
-            inferred: 0,
-            missing: 0,
             by_status: [0; FrameStatus::ALL.len()],
             rejected: 0,
             preview_gaps: 0,
@@ -270,7 +266,6 @@ impl Health {
         self.by_status[r.status as usize] += 1;
         let mut events = Vec::new();
         if r.status == FrameStatus::Missing {
-            self.missing += 1;
             if self.recent_missing.len() == RECENT {
                 self.recent_missing.pop_front();
             }
@@ -292,7 +287,6 @@ impl Health {
             }
         }
         if r.inferred() {
-            self.inferred += 1;
             if let Some(s) = self.stall.take() {
                 events.push(AuditEvent::StallEnded {
                     key: s.key,
@@ -316,6 +310,18 @@ impl Health {
         events
     }
 
+    /// Frames the detector ran on.
+    #[must_use]
+    pub fn inferred(&self) -> u64 {
+        self.by_status[FrameStatus::Inferred as usize]
+    }
+
+    /// Frames that went out without detections because the detector was down.
+    #[must_use]
+    pub fn missing(&self) -> u64 {
+        self.by_status[FrameStatus::Missing as usize]
+    }
+
     /// `/health`: one JSON object.
     #[must_use]
     pub fn health_json(&self) -> String {
@@ -324,8 +330,8 @@ impl Health {
             if self.stalled() { "degraded" } else { "ok" },
             self.frames_in,
             self.frames_shown,
-            self.inferred,
-            self.missing,
+            self.inferred(),
+            self.missing(),
             self.restarts(),
             self.stalls,
             self.open.len(),
@@ -357,13 +363,13 @@ impl Health {
             "Frames lost on the way, by where.",
             &[
                 ("{stage=\"preview\"}".to_owned(), self.preview_gaps),
-                ("{stage=\"detector\"}".to_owned(), self.missing),
+                ("{stage=\"detector\"}".to_owned(), self.missing()),
             ],
         );
         counter(
             "vigil_frames_inferred_total",
             "Frames the detector ran on.",
-            &[(String::new(), self.inferred)],
+            &[(String::new(), self.inferred())],
         );
         let by_status: Vec<(String, u64)> = FrameStatus::ALL
             .iter()

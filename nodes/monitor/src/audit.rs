@@ -175,8 +175,8 @@ impl Audit {
                 ended_unix_ms,
                 h.frames_in as i64,
                 h.frames_shown as i64,
-                h.inferred as i64,
-                h.missing as i64,
+                h.inferred() as i64,
+                h.missing() as i64,
                 h.rejected as i64,
                 h.preview_gaps as i64,
                 self.session

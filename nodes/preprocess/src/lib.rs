@@ -137,16 +137,6 @@ pub fn main() -> eyre::Result<()> {
     run(&cfg, node, events)
 }
 
-/// The port a worker's messages use: `tensor`/`ready` with one worker, `tensor_K`/`ready_K`
-/// with several.
-fn worker_port(base: &str, k: usize, workers: u64) -> String {
-    if workers > 1 {
-        topology::worker_port(base, k)
-    } else {
-        base.to_owned()
-    }
-}
-
 /// What the node counts, logged at the end.
 #[derive(Debug, Default)]
 struct Counts {
@@ -163,10 +153,10 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
     let mut counts = Counts::default();
     let workers = usize::try_from(cfg.workers).unwrap_or(1);
     let tensors: Vec<DataId> = (0..workers)
-        .map(|k| DataId::from(worker_port(port::TENSOR, k, cfg.workers)))
+        .map(|k| DataId::from(topology::port_of(port::TENSOR, k, workers)))
         .collect();
     let readies: Vec<String> = (0..workers)
-        .map(|k| worker_port(port::READY, k, cfg.workers))
+        .map(|k| topology::port_of(port::READY, k, workers))
         .collect();
     let skipped = DataId::from(port::SKIPPED.to_owned());
     // A waiting frame is its payload (shared memory, not copied) and its capture stamp.

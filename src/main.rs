@@ -112,7 +112,8 @@ struct ReplayArgs {
     /// Keep the generated dataflow and dora's logs in this folder.
     #[arg(long)]
     workdir: Option<PathBuf>,
-    /// Inject faults into the infer node: `abort@SEQ,segv@SEQ,hang@SEQ,sticky@SEQ,garbage@SEQ`.
+    /// Inject faults into the infer node: `abort@SEQ,segv@SEQ,hang@SEQ,sticky@SEQ,garbage@SEQ`,
+    /// and with a GPU provider `illegal@SEQ` (a real illegal-address error in its CUDA context).
     #[arg(long)]
     faults: Option<String>,
     /// The infer watchdog's deadline for one inference, in ms.

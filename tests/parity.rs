@@ -252,6 +252,7 @@ fn backend(file: &str) -> OrtBackend {
         provider: Provider::Cpu,
         threads: 1,
         library: None,
+        ..OrtConfig::default()
     })
     .expect("model loads")
 }

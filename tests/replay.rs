@@ -78,9 +78,8 @@ fn sample_replay_is_lossless_deterministic_and_matches_the_snapshot() {
     let rec = root().join("recordings/vtest-100.mcap");
     let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
     replay(&rec, &a, &[]);
-    // The second asks for the GPU letterbox: bit-identical to the CPU path where there is a
-    // GPU, and the CPU path itself (with a log line) where there is none, as here.
-    replay(&rec, &b, &["--set", "preprocess.device=cuda"]);
+    // The second names the CPU letterbox (what `auto` picks with the CPU provider).
+    replay(&rec, &b, &["--set", "preprocess.device=cpu"]);
     let (bytes_a, bytes_b) = (std::fs::read(&a).expect("a"), std::fs::read(&b).expect("b"));
     assert_eq!(
         bytes_a, bytes_b,

@@ -20,6 +20,10 @@ pub enum Fault {
     Sticky,
     /// The model's outputs come back full of NaN and inf.
     Garbage,
+    /// A kernel writes through a wild device pointer in the infer process's own CUDA context:
+    /// a real `cudaErrorIllegalAddress` (error 700), reported by the next CUDA or ONNX Runtime
+    /// call. Needs a GPU provider.
+    Illegal,
 }
 
 impl Fault {
@@ -38,6 +42,7 @@ impl fmt::Display for Fault {
             Self::Hang => "hang",
             Self::Sticky => "sticky",
             Self::Garbage => "garbage",
+            Self::Illegal => "illegal",
         })
     }
 }
@@ -51,8 +56,9 @@ impl FromStr for Fault {
             "hang" => Ok(Self::Hang),
             "sticky" => Ok(Self::Sticky),
             "garbage" => Ok(Self::Garbage),
+            "illegal" => Ok(Self::Illegal),
             other => Err(format!(
-                "unknown fault `{other}` (abort, segv, hang, sticky, garbage)"
+                "unknown fault `{other}` (abort, segv, hang, sticky, garbage, illegal)"
             )),
         }
     }
@@ -101,6 +107,11 @@ impl FaultPlan {
             return None;
         }
         self.0.range(from..=seq).next().map(|(&at, &f)| (at, f))
+    }
+
+    #[must_use]
+    pub fn has(&self, fault: Fault) -> bool {
+        self.0.values().any(|&f| f == fault)
     }
 
     #[must_use]

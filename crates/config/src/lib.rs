@@ -29,7 +29,7 @@ pub use faults::{Fault, FaultPlan};
 pub use resolve::{ModelFacts, ResolveError, Resolved, resolve};
 pub use values::{NetSize, Seconds, Unit};
 pub use vigil_detect::{Layout, TensorLayout};
-pub use vigil_infer::Provider;
+pub use vigil_infer::{ConvSearch, CudaOptions, Provider, TensorRtOptions};
 pub use vigil_vision::ColorFormat;
 
 /// The environment variable naming the config file.
@@ -107,6 +107,10 @@ pub struct Model {
     /// Intra-op threads; 0 lets ONNX Runtime choose.
     pub threads: usize,
     pub decoder: Decoder,
+    /// The CUDA execution provider (`cuda`, and under `tensorrt`).
+    pub cuda: CudaOptions,
+    /// The TensorRT execution provider (`tensorrt`).
+    pub tensorrt: TensorRtOptions,
 }
 
 impl Default for Model {
@@ -117,6 +121,8 @@ impl Default for Model {
             provider: Provider::Cpu,
             threads: 0,
             decoder: Decoder::Auto,
+            cuda: CudaOptions::default(),
+            tensorrt: TensorRtOptions::default(),
         }
     }
 }
@@ -125,9 +131,13 @@ impl Default for Model {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Device {
+    /// On the GPU with a GPU provider, else on the CPU.
     #[default]
+    Auto,
+    /// In the preprocess node, on the CPU; the tensor travels to the infer node.
     Cpu,
-    /// The NVRTC letterbox kernel; falls back to the CPU, saying so, where there is no GPU.
+    /// In the infer node, on its GPU: the preprocess node sends the decoded frame and vigil's
+    /// kernel writes the model's input on the device. Needs a GPU provider.
     Cuda,
 }
 
@@ -171,7 +181,7 @@ impl Default for Preprocess {
             symmetric_padding: true,
             pad_value: 114,
             interval: NonZeroU64::MIN,
-            device: Device::Cpu,
+            device: Device::Auto,
             reduced_decode: false,
         }
     }
@@ -546,6 +556,17 @@ fn apply(tree: &mut Value, o: &Override) -> Result<(), ConfigError> {
 }
 
 impl Config {
+    /// True when the letterbox runs on the infer node's GPU (`preprocess.device`, `auto`
+    /// following the provider).
+    #[must_use]
+    pub fn letterbox_on_gpu(&self) -> bool {
+        match self.preprocess.device {
+            Device::Auto => self.model.provider.is_gpu(),
+            Device::Cpu => false,
+            Device::Cuda => true,
+        }
+    }
+
     /// Reads a file with no overrides.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         Source {
@@ -570,6 +591,23 @@ impl Config {
                 reason: format!("{:?} holds a non-finite number", p.offsets),
             });
         }
+        let gpu = self.model.provider.is_gpu();
+        if p.device == Device::Cuda && !gpu {
+            return Err(ConfigError::Invalid {
+                key: "preprocess.device",
+                reason: format!(
+                    "cuda letterboxes on the infer node's GPU, but model.provider is {:?}: set model.provider to cuda or tensorrt, or preprocess.device to cpu",
+                    self.model.provider
+                )
+                .to_lowercase(),
+            });
+        }
+        if !gpu && self.infer.faults.has(Fault::Illegal) {
+            return Err(ConfigError::Invalid {
+                key: "infer.faults",
+                reason: "illegal@ breaks the infer process's CUDA context: it needs model.provider cuda or tensorrt".to_owned(),
+            });
+        }
         if self.model.path.as_os_str().is_empty() {
             return Err(ConfigError::Invalid {
                 key: "model.path",
@@ -587,6 +625,7 @@ impl Config {
             }
         };
         rebase(&mut self.model.path);
+        rebase(&mut self.model.tensorrt.cache_dir);
         if let Some(l) = &mut self.model.labels {
             rebase(l);
         }

@@ -68,12 +68,32 @@ pub fn resolve(config: Config) -> Result<Resolved, ResolveError> {
         provider: Provider::Cpu,
         threads: 1,
         library: None,
+        ..OrtConfig::default()
     })?;
     let facts = ModelFacts::of(&backend);
     Resolved::from_facts(config, facts)
 }
 
 impl Resolved {
+    /// The letterbox and normalisation the `preprocess` section and the model's input make
+    /// (the same wherever it runs: the preprocess node on the CPU or the infer node's GPU).
+    #[must_use]
+    pub fn preprocess_config(&self) -> vigil_vision::PreprocessConfig {
+        let p = &self.config.preprocess;
+        vigil_vision::PreprocessConfig {
+            net_w: self.net_w,
+            net_h: self.net_h,
+            layout: self.layout,
+            color: p.color,
+            scale: p.scale,
+            offsets: p.offsets,
+            keep_aspect: p.keep_aspect,
+            symmetric_padding: p.symmetric_padding,
+            pad_value: p.pad_value,
+            reduced_decode: p.reduced_decode,
+        }
+    }
+
     /// Input size and layout from the model (from the config where the model leaves them
     /// dynamic; where both give them they must agree), and the decoder checked against the
     /// declared output shapes.

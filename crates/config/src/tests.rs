@@ -177,6 +177,7 @@ fn a_written_config_reads_back_the_same() {
     back.infer.state_dir = c.infer.state_dir.clone();
     back.monitor.audit_db = c.monitor.audit_db.clone();
     back.monitor.flight_dir = c.monitor.flight_dir.clone();
+    back.model.tensorrt.cache_dir = c.model.tensorrt.cache_dir.clone();
     assert_eq!(back, c);
 }
 
@@ -252,4 +253,44 @@ fn the_model_decides_size_layout_and_decoder() {
         (r.net_w, r.net_h, r.decoder),
         (416, 384, Layout::BoxesScoreClass)
     );
+}
+
+#[test]
+fn gpu_only_settings_need_a_gpu_provider_before_anything_starts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let load = |extra: &str| {
+        let path = write(
+            dir.path(),
+            "v.yml",
+            &format!("model:\n  path: m.onnx\n{extra}"),
+        );
+        Config::load(&path)
+    };
+    let e = load("preprocess:\n  device: cuda\n")
+        .expect_err("cuda letterbox on the cpu provider")
+        .to_string();
+    assert!(
+        e.contains("preprocess.device") && e.contains("model.provider"),
+        "{e}"
+    );
+    let e = load("infer:\n  faults: illegal@5\n")
+        .expect_err("illegal@ on the cpu provider")
+        .to_string();
+    assert!(e.contains("infer.faults") && e.contains("illegal@"), "{e}");
+    let c =
+        load("  provider: cuda\ninfer:\n  faults: illegal@5,segv@9\n").expect("on a GPU provider");
+    assert!(c.letterbox_on_gpu(), "auto follows the provider");
+    assert!(c.infer.faults.has(Fault::Illegal));
+    assert_eq!(c.model.cuda, CudaOptions::default());
+    assert!(!c.model.cuda.tf32, "TF32 off: CPU and GPU detections agree");
+    assert!(c.model.tensorrt.fp16);
+    assert!(
+        c.model.tensorrt.cache_dir.starts_with(dir.path()),
+        "the TensorRT cache is relative to vigil.yml: {}",
+        c.model.tensorrt.cache_dir.display()
+    );
+    let c = load("  provider: tensorrt\n  tensorrt:\n    fp16: false\n    cache_dir: /var/cache/trt\npreprocess:\n  device: cpu\n")
+        .expect("tensorrt settings");
+    assert!(!c.letterbox_on_gpu() && !c.model.tensorrt.fp16);
+    assert_eq!(c.model.tensorrt.cache_dir, PathBuf::from("/var/cache/trt"));
 }

@@ -38,6 +38,7 @@ pub(crate) fn check(
         provider: Provider::Cpu,
         threads: 1,
         library: None,
+        ..OrtConfig::default()
     }) {
         Ok(b) => b,
         Err(e @ (InferError::LibraryNotFound { .. } | InferError::Library { .. })) => {

@@ -33,6 +33,16 @@ impl PostprocessConfig {
             .and_then(|a| a.threshold)
             .unwrap_or(self.threshold)
     }
+
+    /// The lowest threshold of any class: what a decoder keeps before per-class thresholds.
+    #[must_use]
+    pub fn lowest_threshold(&self) -> f32 {
+        self.nms
+            .classes
+            .values()
+            .filter_map(|a| a.threshold)
+            .fold(self.threshold, f32::min)
+    }
 }
 
 impl Default for PostprocessConfig {
@@ -51,23 +61,28 @@ pub fn postprocess(
     cfg: &PostprocessConfig,
     letterbox: &Letterbox,
 ) -> Result<Vec<Detection>, DecodeError> {
-    let lowest = cfg
-        .nms
-        .classes
-        .values()
-        .filter_map(|a| a.threshold)
-        .fold(cfg.threshold, f32::min);
-    let mut candidates = decode(outputs, cfg.layout, lowest)?;
+    let candidates = decode(outputs, cfg.layout, cfg.lowest_threshold())?;
+    Ok(postprocess_candidates(candidates, cfg, letterbox))
+}
+
+/// The rest of [`postprocess`] for candidates already decoded (by a GPU kernel, at
+/// [`PostprocessConfig::lowest_threshold`]): per-class thresholds, NMS, source pixels.
+#[must_use]
+pub fn postprocess_candidates(
+    mut candidates: Vec<Detection>,
+    cfg: &PostprocessConfig,
+    letterbox: &Letterbox,
+) -> Vec<Detection> {
     if !cfg.nms.classes.is_empty() {
         candidates.retain(|d| d.score >= cfg.threshold_of(d.class));
     }
-    Ok(nms(&candidates, &cfg.nms)
+    nms(&candidates, &cfg.nms)
         .into_iter()
         .map(|d| Detection {
             bbox: letterbox.to_source(&d.bbox),
             ..d
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]

@@ -8,7 +8,14 @@
 //! 4. The in-process pipeline (the cores the nodes use, without dora) over the sample
 //!    recording, CPU preprocessing vs GPU preprocessing: same detections, frames per second.
 //!
+//! 5. With ONNX Runtime GPU (`ORT_DYLIB_PATH` naming `onnxruntime-gpu`'s library; skipped
+//!    with `--no-ort-gpu`): the infer node's GPU path (letterbox into the model's input on the
+//!    device, CUDA EP, device decode) against the CPU path for CenterNet and `YOLOv8n`, TF32 off
+//!    and on; start-up times by cuDNN search; a real illegal-address fault (error 700).
+//!
 //! Exits non-zero when a comparison fails. Run from the project root.
+
+mod ort_gpu;
 
 use std::path::Path;
 use std::time::Instant;
@@ -194,7 +201,10 @@ fn check_decode(gpu: &Gpu) -> eyre::Result<()> {
             0.01,
         )?;
         let mut bufs = pool.take(|| gpu.decode_buffers(4096))?;
-        let dev = gpu.decode_ultralytics(&gpu.upload_f32(&data)?, c - 4, n, 0.01, bufs.buffer())?;
+        let raw = gpu.upload_f32(&data)?;
+        let dev = gpu
+            .decode_ultralytics(gpu.raw(&raw), c - 4, n, 0.01, bufs.buffer())?
+            .candidates;
         pool.give_back(bufs);
         if dev != cpu {
             bail!(
@@ -282,15 +292,17 @@ fn timings(gpu: &Gpu, img: &RgbImage) -> eyre::Result<()> {
     }
     let mut lb = gpu.letterbox_for(1280, 720, &cfg, Precision::F32)?;
     let (classes, n) = (8usize, 8400usize);
-    let raw = gpu.upload_f32(&synthetic_raw(classes, n))?;
+    let raw_buf = gpu.upload_f32(&synthetic_raw(classes, n))?;
+    let raw = gpu.raw(&raw_buf);
     let mut bufs = gpu.decode_buffers(8400)?;
     let (mut k, mut back) = (Vec::new(), Vec::new());
     let mut found = 0;
     for _ in 0..50 {
-        k.push(gpu.time_ms(|| gpu.decode_kernel(&raw, classes, n, 0.25, &mut bufs))?);
+        k.push(gpu.time_ms(|| gpu.decode_kernel(raw, classes, n, 0.25, &mut bufs))?);
         let t = Instant::now();
         found = gpu
-            .decode_ultralytics(&raw, classes, n, 0.25, &mut bufs)?
+            .decode_ultralytics(raw, classes, n, 0.25, &mut bufs)?
+            .candidates
             .len();
         back.push(t.elapsed().as_secs_f32() * 1e3);
     }
@@ -335,6 +347,7 @@ fn pipeline(gpu: &Gpu) -> eyre::Result<()> {
         provider: Provider::Cpu,
         threads: 0,
         library: std::env::var_os("ORT_DYLIB_PATH").map(Into::into),
+        ..OrtConfig::default()
     })?;
     // The per-frame core the infer node runs.
     let mut detector = Detector::new(backend, post);
@@ -402,6 +415,21 @@ fn main() -> eyre::Result<()> {
     check_decode(&gpu)?;
     timings(&gpu, &imgs[0])?;
     pipeline(&gpu)?;
+    if !std::env::args().any(|a| a == "--no-ort-gpu") {
+        println!("\n## 5. ONNX Runtime's CUDA EP fed on the device, against the CPU path");
+        let frames = ort_gpu::sample_frames()?;
+        let centernet = ort_gpu::centernet();
+        ort_gpu::start_up(&centernet)?;
+        ort_gpu::parity(&centernet, &frames)?;
+        let yolo = ort_gpu::yolov8n();
+        if Path::new(yolo.path).is_file() {
+            ort_gpu::parity(&yolo, &frames)?;
+        } else {
+            println!("\n{} not here (ci/setup fetches it): skipped", yolo.path);
+        }
+        // Last: it breaks this process's context for good.
+        ort_gpu::illegal_address(&centernet, &frames[0])?;
+    }
     println!("\nall checks passed");
     Ok(())
 }

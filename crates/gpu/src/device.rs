@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DriverError, LaunchConfig,
-    PinnedHostSlice, PushKernelArg,
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DriverError,
+    LaunchConfig, PinnedHostSlice, PushKernelArg,
 };
 use vigil_detect::{BBox, Detection, Letterbox, TensorLayout};
 use vigil_vision::{ColorFormat, PreprocessConfig};
@@ -49,6 +49,19 @@ fn driver(what: &'static str) -> impl Fn(DriverError) -> GpuError {
         }
     }
 }
+
+/// f32 values somewhere in device memory this crate did not allocate (an ONNX Runtime tensor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawF32 {
+    /// The device address.
+    pub ptr: u64,
+    /// Values there.
+    pub len: usize,
+}
+
+/// Where [`Gpu::break_context`] writes: high in the 49-bit virtual address space, far from
+/// anything a process maps.
+pub const WILD_ADDRESS: u64 = 0x0001_dead_0000_0000;
 
 /// Output precision of the network input tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +128,14 @@ impl std::fmt::Debug for DeviceLetterbox {
 /// Decoded candidates, in anchor order (the order the CPU decoder produces).
 pub type Candidates = Vec<Detection>;
 
+/// What the device decoder found in one output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub candidates: Candidates,
+    /// Anchors holding NaN or inf (none of them is a candidate).
+    pub nonfinite: u32,
+}
+
 /// Device buffers the decode kernel compacts candidates into; made once, reused (see
 /// [`crate::Pool`]).
 pub struct DecodeBuffers {
@@ -137,6 +158,7 @@ pub struct Gpu {
     _module: Arc<CudaModule>,
     letterbox: CudaFunction,
     decode: CudaFunction,
+    wild: CudaFunction,
     name: String,
 }
 
@@ -192,6 +214,7 @@ impl Gpu {
             stream: ctx.new_stream().map_err(driver("creating a stream"))?,
             letterbox: f("letterbox")?,
             decode: f("decode_ultralytics")?,
+            wild: f("wild_write")?,
             _module: module,
             ctx,
             name: format!("{name} (sm_{}{})", cc.0, cc.1),
@@ -206,6 +229,80 @@ impl Gpu {
     #[must_use]
     pub fn stream(&self) -> &Arc<CudaStream> {
         &self.stream
+    }
+
+    /// The stream's handle, for another library (ONNX Runtime's CUDA execution provider) to
+    /// run its work in order with this crate's kernels.
+    #[must_use]
+    pub fn raw_stream(&self) -> *mut () {
+        self.stream.cu_stream().cast()
+    }
+
+    /// A device slice's address, as the kernels taking [`RawF32`] read it.
+    #[must_use]
+    pub fn raw(&self, slice: &CudaSlice<f32>) -> RawF32 {
+        let (ptr, _sync) = slice.device_ptr(&self.stream);
+        RawF32 {
+            ptr,
+            len: slice.len(),
+        }
+    }
+
+    /// Copies host values to `dst` (device memory of at least `src.len()` values) and waits.
+    pub fn upload_raw(&self, src: &[f32], dst: RawF32) -> Result<(), GpuError> {
+        if src.len() > dst.len {
+            return Err(GpuError::Input(format!(
+                "{} values do not fit a device buffer of {}",
+                src.len(),
+                dst.len
+            )));
+        }
+        let up = driver("uploading a tensor");
+        // SAFETY: `dst` holds at least `src.len()` f32 (checked); the copy is waited for before
+        // `src` can go away.
+        unsafe {
+            cudarc::driver::result::memcpy_htod_async(dst.ptr, src, self.stream.cu_stream())
+                .map_err(&up)?;
+        }
+        self.stream.synchronize().map_err(up)
+    }
+
+    /// Copies `src` into `out` (resized to fit) once the stream's work before it is done.
+    pub fn download_raw(&self, src: RawF32, out: &mut Vec<f32>) -> Result<(), GpuError> {
+        out.clear();
+        out.resize(src.len, 0.0);
+        let down = driver("downloading an output");
+        // SAFETY: `out` holds `src.len` f32 and is not touched until the stream is waited for.
+        unsafe {
+            cudarc::driver::result::memcpy_dtoh_async(
+                out.as_mut_slice(),
+                src.ptr,
+                self.stream.cu_stream(),
+            )
+            .map_err(&down)?;
+        }
+        self.stream.synchronize().map_err(down)
+    }
+
+    /// Breaks this process's CUDA context for real, to drill recovery: a kernel writes through
+    /// [`WILD_ADDRESS`]. Nothing waits here; the device reports error 700
+    /// (`CUDA_ERROR_ILLEGAL_ADDRESS`, sticky) to whatever next waits on the context — this
+    /// crate's calls and ONNX Runtime's alike.
+    pub fn break_context(&self) -> Result<(), GpuError> {
+        let mut b = self.stream.launch_builder(&self.wild);
+        b.arg(&WILD_ADDRESS);
+        // SAFETY: memory safety on the host is not at stake: the kernel writes one word at an
+        // address no allocation holds, which the device refuses (and the context is lost, by
+        // design). No host memory is passed.
+        unsafe {
+            b.launch(LaunchConfig {
+                grid_dim: (1, 1, 1),
+                block_dim: (1, 1, 1),
+                shared_mem_bytes: 0,
+            })
+        }
+        .map_err(driver("launching the wild-pointer kernel"))?;
+        Ok(())
     }
 
     fn upload(&self, c: &Coefficients) -> Result<DeviceCoeffs, GpuError> {
@@ -280,6 +377,30 @@ impl Gpu {
     /// Uploads an RGB frame (through pinned memory) and writes the network input into
     /// `lb.out`, on this device's stream. Nothing waits: read `lb.out` on the same stream.
     pub fn letterbox(&self, lb: &mut DeviceLetterbox, rgb: &[u8]) -> Result<(), GpuError> {
+        self.upload_frame(lb, rgb)?;
+        self.letterbox_kernels(lb)
+    }
+
+    /// Uploads an RGB frame and writes the network input straight into `dst`, device memory
+    /// another library owns (the model's input tensor), on this device's stream.
+    pub fn letterbox_into(
+        &self,
+        lb: &mut DeviceLetterbox,
+        rgb: &[u8],
+        dst: RawF32,
+    ) -> Result<(), GpuError> {
+        let need = lb.out.len() / 4;
+        if lb.precision != Precision::F32 || dst.len < need {
+            return Err(GpuError::Input(format!(
+                "the model input holds {} f32, the letterbox writes {need} {:?}",
+                dst.len, lb.precision
+            )));
+        }
+        self.upload_frame(lb, rgb)?;
+        self.launch_letterbox(lb, Some(dst.ptr))
+    }
+
+    fn upload_frame(&self, lb: &mut DeviceLetterbox, rgb: &[u8]) -> Result<(), GpuError> {
         let (w, h) = lb.src_size;
         if rgb.len() != w as usize * h as usize * 3 {
             return Err(GpuError::Input(format!(
@@ -295,12 +416,16 @@ impl Gpu {
             .copy_from_slice(rgb);
         self.stream
             .memcpy_htod(&lb.pinned, &mut lb.src)
-            .map_err(&copy)?;
-        self.letterbox_kernels(lb)
+            .map_err(&copy)
     }
 
     /// The kernel alone, on the frame already on the device (the last one uploaded).
     pub fn letterbox_kernels(&self, lb: &mut DeviceLetterbox) -> Result<(), GpuError> {
+        self.launch_letterbox(lb, None)
+    }
+
+    /// The letterbox kernel into `dst`, or into `lb.out` when `None`.
+    fn launch_letterbox(&self, lb: &mut DeviceLetterbox, dst: Option<u64>) -> Result<(), GpuError> {
         let (w, _) = lb.src_size;
         let (iw, ih) = lb.letterbox.inner_size();
         let c = &lb.cfg;
@@ -355,11 +480,15 @@ impl Gpu {
             .arg(&c.offsets[2])
             .arg(&color)
             .arg(&layout)
-            .arg(&half)
-            .arg(&mut lb.out);
+            .arg(&half);
+        match &dst {
+            Some(ptr) => b.arg(ptr),
+            None => b.arg(&mut lb.out),
+        };
         // SAFETY: the arguments match the kernel's signature; the coefficient tables index
-        // rows and columns inside the frame (they are built for its size), and `out` holds
-        // channels × net_w × net_h elements of the precision.
+        // rows and columns inside the frame (they are built for its size), and `out` (or
+        // `dst`, checked by the caller) holds channels × net_w × net_h elements of the
+        // precision.
         unsafe { b.launch(cfg) }.map_err(driver("launching a kernel"))?;
         Ok(())
     }
@@ -405,7 +534,7 @@ impl Gpu {
                 .stream
                 .alloc_zeros::<f32>(capacity.max(1) * 7)
                 .map_err(&alloc)?,
-            count: self.stream.alloc_zeros::<u32>(1).map_err(&alloc)?,
+            count: self.stream.alloc_zeros::<u32>(2).map_err(&alloc)?,
             capacity,
         })
     }
@@ -414,16 +543,16 @@ impl Gpu {
     /// device into `bufs`; nothing waits.
     pub fn decode_kernel(
         &self,
-        raw: &CudaSlice<f32>,
+        raw: RawF32,
         classes: usize,
         n: usize,
         threshold: f32,
         bufs: &mut DecodeBuffers,
     ) -> Result<(), GpuError> {
-        if raw.len() < (4 + classes) * n {
+        if raw.len < (4 + classes) * n {
             return Err(GpuError::Input(format!(
                 "raw output has {} values, [1, {}, {n}] needs {}",
-                raw.len(),
+                raw.len,
                 4 + classes,
                 (4 + classes) * n
             )));
@@ -433,7 +562,7 @@ impl Gpu {
             .map_err(driver("clearing the counter"))?;
         let (n_i, c_i, cap) = (n as i32, classes as i32, bufs.capacity as u32);
         let mut b = self.stream.launch_builder(&self.decode);
-        b.arg(raw)
+        b.arg(&raw.ptr)
             .arg(&n_i)
             .arg(&c_i)
             .arg(&threshold)
@@ -451,15 +580,16 @@ impl Gpu {
     /// in anchor order.
     pub fn decode_ultralytics(
         &self,
-        raw: &CudaSlice<f32>,
+        raw: RawF32,
         classes: usize,
         n: usize,
         threshold: f32,
         bufs: &mut DecodeBuffers,
-    ) -> Result<Candidates, GpuError> {
+    ) -> Result<Decoded, GpuError> {
         self.decode_kernel(raw, classes, n, threshold, bufs)?;
         let back = driver("downloading candidates");
-        let found = self.stream.clone_dtoh(&bufs.count).map_err(&back)?[0] as usize;
+        let counts = self.stream.clone_dtoh(&bufs.count).map_err(&back)?;
+        let (found, nonfinite) = (counts[0] as usize, counts[1]);
         let kept = found.min(bufs.capacity);
         if found > bufs.capacity {
             return Err(GpuError::Input(format!(
@@ -485,7 +615,10 @@ impl Gpu {
             })
             .collect();
         out.sort_by_key(|(anchor, _)| *anchor);
-        Ok(out.into_iter().map(|(_, d)| d).collect())
+        Ok(Decoded {
+            candidates: out.into_iter().map(|(_, d)| d).collect(),
+            nonfinite,
+        })
     }
 
     /// Uploads host values (for tests and checks).

@@ -111,7 +111,8 @@ extern "C" __global__ void letterbox(
 
 // Ultralytics raw output [4+nc, N]: per anchor the best class (first maximum), and the
 // candidates scoring at least `threshold` compacted into `cand` (x1, y1, x2, y2, score,
-// class, anchor) through an atomic counter. Order is arbitrary; the host sorts by anchor.
+// class, anchor) through an atomic counter (count[0]); anchors holding NaN or inf anywhere
+// are counted in count[1] and never candidates. Order is arbitrary; the host sorts by anchor.
 extern "C" __global__ void decode_ultralytics(
     const float* __restrict__ raw, int n, int classes, float threshold,
     float* __restrict__ cand, unsigned int* __restrict__ count, unsigned int capacity)
@@ -120,12 +121,18 @@ extern "C" __global__ void decode_ultralytics(
     if (i >= n) return;
     float best = __int_as_float(0xff800000);  // -inf
     int cls = 0;
+    bool finite = true;
     for (int k = 0; k < classes; k++) {
         float s = raw[(size_t)(4 + k) * n + i];
+        finite = finite && isfinite(s);
         if (s > best) { best = s; cls = k; }
     }
-    if (!(best >= threshold) || isinf(best)) return;
     float cx = raw[i], cy = raw[(size_t)n + i], w = raw[(size_t)2 * n + i], h = raw[(size_t)3 * n + i];
+    if (!(finite && isfinite(cx) && isfinite(cy) && isfinite(w) && isfinite(h))) {
+        atomicAdd(count + 1, 1u);
+        return;
+    }
+    if (!(best >= threshold)) return;
     float hw = __fdiv_rn(w, 2.0f), hh = __fdiv_rn(h, 2.0f);
     float x1 = __fsub_rn(cx, hw), y1 = __fsub_rn(cy, hh), x2 = __fadd_rn(cx, hw), y2 = __fadd_rn(cy, hh);
     if (!(isfinite(x1) && isfinite(y1) && isfinite(x2) && isfinite(y2)) || x2 < x1 || y2 < y1) return;
@@ -133,4 +140,12 @@ extern "C" __global__ void decode_ultralytics(
     if (slot >= capacity) return;
     float* c = cand + (size_t)slot * 7;
     c[0] = x1; c[1] = y1; c[2] = x2; c[3] = y2; c[4] = best; c[5] = (float)cls; c[6] = (float)i;
+}
+
+// A deliberate fault: a write through a wild device pointer, the customer's failure
+// (cudaErrorIllegalAddress, error 700) made on purpose in the calling process's own context.
+// Every later call in that context fails with the same sticky error.
+extern "C" __global__ void wild_write(unsigned long long address)
+{
+    *(volatile unsigned int*)address = 0xdeadbeefu;
 }

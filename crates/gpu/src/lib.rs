@@ -11,7 +11,8 @@ mod device;
 pub mod pool;
 
 pub use device::{
-    Candidates, DecodeBuffers, DeviceLetterbox, Gpu, GpuError, Precision, f16_to_f32,
+    Candidates, DecodeBuffers, Decoded, DeviceLetterbox, Gpu, GpuError, Precision, RawF32,
+    WILD_ADDRESS, f16_to_f32,
 };
 pub use pool::{Lease, Pool};
 
@@ -19,7 +20,7 @@ pub use pool::{Lease, Pool};
 pub const KERNELS: &str = include_str!("kernels.cu");
 
 /// The kernel entry points.
-pub const KERNEL_NAMES: [&str; 2] = ["letterbox", "decode_ultralytics"];
+pub const KERNEL_NAMES: [&str; 3] = ["letterbox", "decode_ultralytics", "wild_write"];
 
 /// The architectures CI compiles for: Jetson Orin (`sm_87`) and H100 (`sm_90`).
 pub const ARCHES: [&str; 2] = ["sm_87", "sm_90"];

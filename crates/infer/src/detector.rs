@@ -3,10 +3,11 @@
 //! source pixels.
 
 use vigil_detect::{
-    DecodeError, Detection, Letterbox, PostprocessConfig, decoded_outputs, postprocess,
+    DecodeError, Detection, Letterbox, OutputTensor, PostprocessConfig, decoded_outputs,
+    postprocess, postprocess_candidates,
 };
 
-use crate::{Backend, InferError};
+use crate::{Backend, InferError, Outputs, RgbFrame};
 
 /// Why a frame got no detections.
 #[derive(Debug, thiserror::Error)]
@@ -56,12 +57,44 @@ impl<B: Backend> Detector<B> {
             return Err(FrameError::NonFinite("input tensor"));
         }
         let outputs = self.backend.run(shape, tensor)?;
+        self.finish_raw(&outputs, letterbox)
+    }
+
+    /// One decoded frame's detections, the backend letterboxing it on its device (`letterbox`
+    /// says how, as the host would have).
+    pub fn detect_frame(
+        &mut self,
+        frame: &RgbFrame<'_>,
+        letterbox: &Letterbox,
+    ) -> Result<Vec<Detection>, FrameError> {
+        match self.backend.run_frame(frame)? {
+            Outputs::Raw(outputs) => self.finish_raw(&outputs, letterbox),
+            Outputs::Candidates {
+                candidates,
+                nonfinite,
+            } => {
+                let finite = candidates
+                    .iter()
+                    .all(|d| d.score.is_finite() && d.bbox.is_finite());
+                if nonfinite > 0 || !finite {
+                    return Err(FrameError::NonFinite("model output"));
+                }
+                Ok(postprocess_candidates(candidates, &self.post, letterbox))
+            }
+        }
+    }
+
+    fn finish_raw(
+        &self,
+        outputs: &[OutputTensor],
+        letterbox: &Letterbox,
+    ) -> Result<Vec<Detection>, FrameError> {
         // Only what the decoder reads: a model's other outputs (heatmaps) can be large.
-        let read = decoded_outputs(&outputs, self.post.layout);
+        let read = decoded_outputs(outputs, self.post.layout);
         if !read.iter().all(|o| o.data.iter().all(|v| v.is_finite())) {
             return Err(FrameError::NonFinite("model output"));
         }
-        Ok(postprocess(&outputs, &self.post, letterbox)?)
+        Ok(postprocess(outputs, &self.post, letterbox)?)
     }
 }
 

@@ -4,15 +4,17 @@
 //! provider from config.
 
 mod detector;
+mod gpu;
 mod library;
 
 use std::path::{Path, PathBuf};
 
 pub use detector::{Detector, FrameError, warm_up};
+pub use gpu::{GpuBackend, LoadTimes};
 pub use library::find_onnxruntime;
 use ort::session::Session;
 use ort::value::TensorRef;
-use vigil_detect::{OutputShape, OutputTensor, TensorLayout};
+use vigil_detect::{Detection, OutputShape, OutputTensor, TensorLayout};
 /// The sticky-error table, shared with the GPU crate.
 pub use vigil_device as device;
 
@@ -64,13 +66,22 @@ impl InferError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
+    #[default]
     Cpu,
     Cuda,
     #[serde(alias = "trt")]
     TensorRt,
+}
+
+impl Provider {
+    /// True for the providers that run on an NVIDIA GPU.
+    #[must_use]
+    pub fn is_gpu(self) -> bool {
+        matches!(self, Self::Cuda | Self::TensorRt)
+    }
 }
 
 impl std::str::FromStr for Provider {
@@ -113,6 +124,28 @@ impl InputSpec {
     }
 }
 
+/// A decoded frame, RGB row after row, for a backend that letterboxes on its own device.
+#[derive(Debug, Clone, Copy)]
+pub struct RgbFrame<'a> {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: &'a [u8],
+}
+
+/// What a run on a frame gives back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outputs {
+    /// Every output, in the model's order, on the host.
+    Raw(Vec<OutputTensor>),
+    /// Decoded on the device: the candidates at or above the decoder's threshold, in network
+    /// pixels and anchor order, before NMS (the raw outputs never left the device), and how
+    /// many anchors held NaN or inf (none of them a candidate).
+    Candidates {
+        candidates: Vec<Detection>,
+        nonfinite: u32,
+    },
+}
+
 /// A loaded model.
 pub trait Backend {
     fn input(&self) -> &InputSpec;
@@ -120,6 +153,22 @@ pub trait Backend {
     fn outputs(&self) -> &[OutputShape];
     /// Runs one tensor of `shape` and returns every output, in the model's order.
     fn run(&mut self, shape: &[usize], data: &[f32]) -> Result<Vec<OutputTensor>, InferError>;
+    /// Runs one decoded frame, letterboxed by the backend itself (on its GPU). Backends that
+    /// take host tensors only say so.
+    fn run_frame(&mut self, frame: &RgbFrame<'_>) -> Result<Outputs, InferError> {
+        let _ = frame;
+        Err(InferError::Run(
+            "this backend takes tensors made on the host, not frames".into(),
+        ))
+    }
+    /// Makes the device fail for real (the `illegal@` drill): a wild-pointer write in this
+    /// process's own GPU context. The error surfaces from the next device call.
+    fn break_device(&mut self) -> Result<(), InferError> {
+        Err(InferError::Run(
+            "no GPU context in this process to break (illegal@ needs provider cuda or tensorrt)"
+                .into(),
+        ))
+    }
 }
 
 /// A borrowed backend is one too, so a [`Detector`] can be made around one for a while.
@@ -133,9 +182,15 @@ impl<B: Backend + ?Sized> Backend for &mut B {
     fn run(&mut self, shape: &[usize], data: &[f32]) -> Result<Vec<OutputTensor>, InferError> {
         (**self).run(shape, data)
     }
+    fn run_frame(&mut self, frame: &RgbFrame<'_>) -> Result<Outputs, InferError> {
+        (**self).run_frame(frame)
+    }
+    fn break_device(&mut self) -> Result<(), InferError> {
+        (**self).break_device()
+    }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct OrtConfig {
     pub model: PathBuf,
     pub provider: Provider,
@@ -143,6 +198,91 @@ pub struct OrtConfig {
     pub threads: usize,
     /// `libonnxruntime.so`; `None` searches for it.
     pub library: Option<PathBuf>,
+    /// The CUDA execution provider's settings (`cuda`, and `tensorrt`'s fallback).
+    pub cuda: CudaOptions,
+    /// The TensorRT execution provider's settings.
+    pub tensorrt: TensorRtOptions,
+}
+
+/// cuDNN's choice of convolution algorithm when a session first meets a shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvSearch {
+    /// Times every algorithm (ONNX Runtime's default): the fastest kernels, seconds at start.
+    Exhaustive,
+    /// cuDNN's own ranking: near the fastest, milliseconds at start.
+    #[default]
+    Heuristic,
+    /// One fixed algorithm: the least memory.
+    Default,
+}
+
+/// `model.cuda` in vigil.yml.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CudaOptions {
+    /// TF32 tensor-core maths in convolutions and matrix products: faster, but outputs move
+    /// away from the CPU's (off by default: CPU and GPU detections agree).
+    pub tf32: bool,
+    pub conv_search: ConvSearch,
+}
+
+/// `model.tensorrt` in vigil.yml.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TensorRtOptions {
+    /// Build FP16 engines (the kiosk's setting).
+    pub fp16: bool,
+    /// Engine and timing caches: a restarted process loads its engine instead of building it.
+    pub cache_dir: PathBuf,
+}
+
+impl Default for TensorRtOptions {
+    fn default() -> Self {
+        Self {
+            fp16: true,
+            cache_dir: PathBuf::from("state/tensorrt"),
+        }
+    }
+}
+
+impl OrtConfig {
+    #[allow(unsafe_code)]
+    fn cuda_ep(&self, stream: Option<*mut ()>) -> ort::ep::CUDA {
+        use ort::ep::cuda::ConvAlgorithmSearch;
+        let ep = ort::ep::CUDA::default()
+            .with_device_id(0)
+            .with_tf32(self.cuda.tf32)
+            .with_conv_algorithm_search(match self.cuda.conv_search {
+                ConvSearch::Exhaustive => ConvAlgorithmSearch::Exhaustive,
+                ConvSearch::Heuristic => ConvAlgorithmSearch::Heuristic,
+                ConvSearch::Default => ConvAlgorithmSearch::Default,
+            });
+        match stream {
+            // SAFETY: the stream belongs to this process's context on device 0 and outlives
+            // the session (the GPU backend drops the session first).
+            Some(s) => unsafe { ep.with_compute_stream(s) },
+            None => ep,
+        }
+    }
+
+    #[allow(unsafe_code)]
+    fn tensorrt_ep(&self, stream: Option<*mut ()>) -> ort::ep::TensorRT {
+        let t = &self.tensorrt;
+        let dir = t.cache_dir.display().to_string();
+        let ep = ort::ep::TensorRT::default()
+            .with_device_id(0)
+            .with_fp16(t.fp16)
+            .with_engine_cache(true)
+            .with_engine_cache_path(&dir)
+            .with_timing_cache(true)
+            .with_timing_cache_path(&dir);
+        match stream {
+            // SAFETY: as for CUDA above.
+            Some(s) => unsafe { ep.with_compute_stream(s) },
+            None => ep,
+        }
+    }
 }
 
 /// ONNX Runtime allows one environment per process, and it lives as long as a handle to it:
@@ -177,6 +317,12 @@ impl std::fmt::Debug for OrtBackend {
 
 impl OrtBackend {
     pub fn load(cfg: &OrtConfig) -> Result<Self, InferError> {
+        Self::load_on(cfg, None)
+    }
+
+    /// Loads the model with its GPU provider running on `stream` (a CUDA stream of this
+    /// process's context on device 0) when one is given.
+    pub fn load_on(cfg: &OrtConfig, stream: Option<*mut ()>) -> Result<Self, InferError> {
         let lib = match &cfg.library {
             Some(p) => p.clone(),
             None => find_onnxruntime()?,
@@ -199,11 +345,23 @@ impl OrtBackend {
         builder = match cfg.provider {
             Provider::Cpu => builder,
             Provider::Cuda => builder
-                .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
+                .with_execution_providers([cfg.cuda_ep(stream).build().error_on_failure()])
                 .map_err(|e| model_err(format!("CUDA execution provider: {e}")))?,
-            Provider::TensorRt => builder
-                .with_execution_providers([ort::ep::TensorRT::default().build().error_on_failure()])
-                .map_err(|e| model_err(format!("TensorRT execution provider: {e}")))?,
+            // TensorRT, then CUDA for what TensorRT does not take, then the CPU.
+            Provider::TensorRt => {
+                std::fs::create_dir_all(&cfg.tensorrt.cache_dir).map_err(|e| {
+                    model_err(format!(
+                        "TensorRT cache folder {}: {e}",
+                        cfg.tensorrt.cache_dir.display()
+                    ))
+                })?;
+                builder
+                    .with_execution_providers([
+                        cfg.tensorrt_ep(stream).build().error_on_failure(),
+                        cfg.cuda_ep(stream).build().error_on_failure(),
+                    ])
+                    .map_err(|e| model_err(format!("TensorRT execution provider: {e}")))?
+            }
         };
         let session = builder
             .commit_from_file(&cfg.model)

@@ -262,14 +262,24 @@ pub fn frame_bytes(data: &dyn Array) -> Result<&[u8], MsgError> {
 // ---------------------------------------------------------------------------------------------
 // tensor
 
-/// A network input tensor and how it was made from the frame.
+/// What goes to the detector for one frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TensorData<'a> {
+    /// The network input, letterboxed and normalised on the host (shape: the model's input).
+    F32(&'a [f32]),
+    /// The decoded frame, RGB, row after row (shape `[height, width, 3]`): the infer node
+    /// letterboxes it on its GPU, straight into the model's input.
+    Rgb8(&'a [u8]),
+}
+
+/// A network input (or the frame the detector makes it from) and how it maps to the frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TensorMsg<'a> {
     pub header: FrameHeader,
     pub letterbox: Letterbox,
     pub shape: Vec<usize>,
     pub layout: TensorLayout,
-    pub data: &'a [f32],
+    pub data: TensorData<'a>,
     pub latency: Latency,
 }
 
@@ -299,7 +309,11 @@ impl TensorMsg<'_> {
             Parameter::ListInt(vec![lb.dst_w.into(), lb.dst_h.into()]),
         );
         insert_latency(self.latency, &mut p);
-        (p, Arc::new(Float32Array::from(self.data.to_vec())))
+        let array: ArrayRef = match self.data {
+            TensorData::F32(v) => Arc::new(Float32Array::from(v.to_vec())),
+            TensorData::Rgb8(v) => Arc::new(UInt8Array::from(v.to_vec())),
+        };
+        (p, array)
     }
 }
 
@@ -308,9 +322,13 @@ pub fn decode_tensor<'a>(
     data: &'a dyn Array,
 ) -> Result<TensorMsg<'a>, MsgError> {
     let header = decode_header(p)?;
-    let values = data
-        .as_primitive_opt::<Float32Type>()
-        .ok_or_else(|| payload_err("tensor", data, "Float32"))?;
+    let values = if let Some(v) = data.as_primitive_opt::<Float32Type>() {
+        TensorData::F32(v.values())
+    } else if let Some(v) = data.as_primitive_opt::<UInt8Type>() {
+        TensorData::Rgb8(v.values())
+    } else {
+        return Err(payload_err("tensor", data, "Float32 or UInt8 (RGB)"));
+    };
     let shape: Vec<usize> = int_list(p, keys::SHAPE)?
         .into_iter()
         .map(|d| d.max(0) as usize)
@@ -336,9 +354,24 @@ pub fn decode_tensor<'a>(
             "two integers each",
         ));
     };
-    let data = values.values();
-    if data.len() != shape.iter().product::<usize>() {
-        return Err(payload_err("tensor", values, "as many values as its shape"));
+    let (len, rgb_shape) = match values {
+        TensorData::F32(v) => (v.len(), None),
+        TensorData::Rgb8(v) => (
+            v.len(),
+            Some([header.height as usize, header.width as usize, 3]),
+        ),
+    };
+    if len != shape.iter().product::<usize>() {
+        return Err(payload_err("tensor", data, "as many values as its shape"));
+    }
+    if let Some(want) = rgb_shape
+        && shape != want
+    {
+        return Err(bad(
+            keys::SHAPE,
+            format!("{shape:?}"),
+            "[height, width, 3]: an RGB frame of the header's size",
+        ));
     }
     Ok(TensorMsg {
         header,
@@ -354,7 +387,7 @@ pub fn decode_tensor<'a>(
         },
         shape,
         layout,
-        data,
+        data: values,
         latency: latency_from_params(p),
     })
 }
@@ -761,7 +794,7 @@ mod tests {
             letterbox: lb,
             shape: vec![1, 3, 4, 4],
             layout: TensorLayout::Nchw,
-            data: &data,
+            data: TensorData::F32(&data),
             latency: Latency {
                 preprocess_us: 612,
                 ..Latency::default()
@@ -769,6 +802,30 @@ mod tests {
         };
         let (p, a) = msg.encode();
         assert_eq!(decode_tensor(&p, a.as_ref()).expect("decodes"), msg);
+    }
+
+    #[test]
+    fn an_rgb_frame_for_the_gpu_round_trips_and_must_match_its_header() {
+        let h = FrameHeader {
+            width: 4,
+            height: 2,
+            ..H
+        };
+        let pixels: Vec<u8> = (0..24).collect();
+        let mut msg = TensorMsg {
+            header: h,
+            letterbox: Letterbox::fit(4, 2, 8, 8, true, true),
+            shape: vec![2, 4, 3],
+            layout: TensorLayout::Nchw,
+            data: TensorData::Rgb8(&pixels),
+            latency: Latency::default(),
+        };
+        let (p, a) = msg.encode();
+        assert_eq!(decode_tensor(&p, a.as_ref()).expect("decodes"), msg);
+        msg.shape = vec![4, 2, 3];
+        let (p, a) = msg.encode();
+        let err = decode_tensor(&p, a.as_ref()).expect_err("transposed");
+        assert!(err.to_string().contains("shape"), "{err}");
     }
 
     #[test]
@@ -780,7 +837,7 @@ mod tests {
             letterbox: lb,
             shape: vec![1, 3, 4, 4],
             layout: TensorLayout::Nchw,
-            data: &data,
+            data: TensorData::F32(&data),
             latency: Latency {
                 preprocess_us: 612,
                 ..Latency::default()

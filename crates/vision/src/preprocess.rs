@@ -138,6 +138,16 @@ impl Preprocessor {
         result.map(|()| lb)
     }
 
+    /// Decodes a JPEG frame in full (for a letterbox made elsewhere: the infer node's GPU)
+    /// and says how it will be letterboxed.
+    pub fn decode_jpeg(&mut self, jpeg: &[u8]) -> Result<(&RgbImage, Letterbox), VisionError> {
+        let (w, h) = self.codec.size(jpeg)?;
+        let lb = self.fit(w, h)?;
+        self.codec
+            .decode_scaled_into(jpeg, DecodeScale::Full, &mut self.frame)?;
+        Ok((&self.frame, lb))
+    }
+
     /// Letterboxes an RGB frame and writes the network tensor into `out`.
     pub fn run_rgb(
         &mut self,

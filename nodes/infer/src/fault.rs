@@ -1,10 +1,10 @@
 //! Fault injection, shipped so that every recovery path can be exercised on purpose:
-//! `infer.faults: "abort@150,segv@300,hang@450,sticky@600,garbage@750"` makes the infer node
-//! fail in the named way on the first frame it runs on at or after that sequence number (live,
+//! `infer.faults: "abort@150,segv@300,hang@450,sticky@600,garbage@750,illegal@900"` makes the
+//! infer node fail in the named way on the first frame it runs on at or after that sequence number (live,
 //! the detector takes the newest frame when it is free, so the planned one may pass it by).
 
 use vigil_detect::{OutputShape, OutputTensor};
-use vigil_infer::{Backend, InferError, InputSpec};
+use vigil_infer::{Backend, InferError, InputSpec, Outputs, RgbFrame};
 
 pub use vigil_config::{Fault, FaultPlan};
 
@@ -40,6 +40,31 @@ impl<B> Faulty<B> {
     }
 }
 
+impl<B: Backend> Faulty<B> {
+    /// The fault planned for this frame, if any (each planned fault once); the faults that do
+    /// not return happen here.
+    fn strike(&mut self) -> Result<Option<Fault>, InferError> {
+        let Some((planned, fault)) = self.plan.due(self.seq, self.done, self.exact) else {
+            return Ok(None);
+        };
+        self.done = Some(planned);
+        tracing::warn!(seq = self.seq, planned, fault = %fault, "infer: injecting fault");
+        match fault {
+            Fault::Abort => std::process::abort(),
+            Fault::Segv => crate::last_words::segfault(),
+            Fault::Hang => loop {
+                std::thread::sleep(std::time::Duration::from_hours(1));
+            },
+            Fault::Sticky => Err(InferError::StickyDevice(
+                "injected fault: CUDA error 700 cudaErrorIllegalAddress: an illegal memory access was encountered".into(),
+            )),
+            // The real thing: the run that follows meets the broken context.
+            Fault::Illegal => self.inner.break_device().map(|()| None),
+            Fault::Garbage => Ok(Some(Fault::Garbage)),
+        }
+    }
+}
+
 impl<B: Backend> Backend for Faulty<B> {
     fn input(&self) -> &InputSpec {
         self.inner.input()
@@ -50,29 +75,28 @@ impl<B: Backend> Backend for Faulty<B> {
     }
 
     fn run(&mut self, shape: &[usize], data: &[f32]) -> Result<Vec<OutputTensor>, InferError> {
-        let fault = self
-            .plan
-            .due(self.seq, self.done, self.exact)
-            .map(|(planned, f)| {
-                self.done = Some(planned);
-                tracing::warn!(seq = self.seq, planned, fault = %f, "infer: injecting fault");
-                f
-            });
-        match fault {
-            Some(Fault::Abort) => std::process::abort(),
-            Some(Fault::Segv) => crate::last_words::segfault(),
-            Some(Fault::Hang) => loop {
-                std::thread::sleep(std::time::Duration::from_hours(1));
-            },
-            Some(Fault::Sticky) => Err(InferError::StickyDevice(
-                "injected fault: CUDA error 700 cudaErrorIllegalAddress: an illegal memory access was encountered".into(),
-            )),
-            Some(Fault::Garbage) => self.inner.run(shape, data).map(|mut outs| {
-                poison(&mut outs);
-                outs
-            }),
-            None => self.inner.run(shape, data),
+        let fault = self.strike()?;
+        let mut outs = self.inner.run(shape, data)?;
+        if fault == Some(Fault::Garbage) {
+            poison(&mut outs);
         }
+        Ok(outs)
+    }
+
+    fn run_frame(&mut self, frame: &RgbFrame<'_>) -> Result<Outputs, InferError> {
+        let fault = self.strike()?;
+        let mut outs = self.inner.run_frame(frame)?;
+        if fault == Some(Fault::Garbage) {
+            match &mut outs {
+                Outputs::Raw(raw) => poison(raw),
+                Outputs::Candidates { nonfinite, .. } => *nonfinite += 1,
+            }
+        }
+        Ok(outs)
+    }
+
+    fn break_device(&mut self) -> Result<(), InferError> {
+        self.inner.break_device()
     }
 }
 

@@ -11,7 +11,12 @@
 //! - a fatal signal is recorded by a handler before the signal ends the process;
 //! - a tensor or output holding NaN/inf is rejected and counted, the frame gets no detections;
 //! - on start it reports how its predecessor ended on the `status` output;
-//! - `infer.faults` injects any of those faults at given frames (see [`fault`]).
+//! - `infer.faults` injects any of those faults at given frames (see [`fault`]), `illegal@N` a
+//!   real one: a wild-pointer write in this process's own CUDA context.
+//!
+//! With a GPU provider this process owns the GPU end to end ([`vigil_infer::GpuBackend`]):
+//! frames arrive decoded, vigil's kernel letterboxes them into the model's input on the
+//! device, ONNX Runtime runs on the same stream, Ultralytics outputs are decoded there.
 
 pub mod fault;
 pub mod last_words;
@@ -27,8 +32,10 @@ use eyre::WrapErr;
 use vigil_config::topology::port;
 use vigil_config::{ModelFacts, Resolved, Unit};
 use vigil_detect::{ClassAttrs, NmsConfig, PostprocessConfig};
-use vigil_infer::{Backend, Detector, FrameError, OrtBackend, OrtConfig};
-use vigil_msg::{DetectionsMsg, Encode, FrameStatus, Ready, StatusMsg, TensorMsg, decode_tensor};
+use vigil_infer::{Backend, Detector, FrameError, GpuBackend, OrtBackend, OrtConfig, RgbFrame};
+use vigil_msg::{
+    DetectionsMsg, Encode, FrameStatus, Ready, StatusMsg, TensorData, TensorMsg, decode_tensor,
+};
 
 pub use fault::{Fault, FaultPlan, Faulty};
 pub use last_words::{EXIT_STICKY_DEVICE, EXIT_WATCHDOG, LastWords};
@@ -62,6 +69,8 @@ impl Config {
                 threads: c.model.threads,
                 // Found from `ORT_DYLIB_PATH`, the project's .venv or python3.
                 library: None,
+                cuda: c.model.cuda.clone(),
+                tensorrt: c.model.tensorrt.clone(),
             },
             post: PostprocessConfig {
                 layout: c.model.decoder.layout(),
@@ -106,15 +115,47 @@ pub fn main() -> eyre::Result<()> {
         LastWords::arm(&cfg.last_words)
             .wrap_err_with(|| format!("infer: arming {}", cfg.last_words.display()))?,
     );
-    let mut backend = OrtBackend::load(&cfg.ort)?;
-    // The same checks as before the dataflow started, on the model as this process opened it.
-    let resolved = Resolved::from_facts(config, ModelFacts::of(&backend))?;
-    cfg.post.layout = Some(resolved.decoder);
+    if cfg.ort.provider.is_gpu() {
+        let mut backend = GpuBackend::load(&cfg.ort)?;
+        // The same checks as before the dataflow started, on the model as this process opened it.
+        let resolved = Resolved::from_facts(config, ModelFacts::of(&backend))?;
+        cfg.post.layout = Some(resolved.decoder);
+        backend.bind(
+            resolved.preprocess_config(),
+            resolved.decoder,
+            cfg.post.lowest_threshold(),
+        )?;
+        tracing::info!(
+            device = backend.device_name(),
+            context_ms = backend.load_times.device.as_millis(),
+            session_ms = backend.load_times.session.as_millis(),
+            letterbox_on_gpu = resolved.config.letterbox_on_gpu(),
+            decode_on_gpu = backend.decodes_on_device(),
+            "infer: the GPU path"
+        );
+        serve(backend, &cfg, &resolved, previous, &words)
+    } else {
+        let backend = OrtBackend::load(&cfg.ort)?;
+        let resolved = Resolved::from_facts(config, ModelFacts::of(&backend))?;
+        cfg.post.layout = Some(resolved.decoder);
+        serve(backend, &cfg, &resolved, previous, &words)
+    }
+}
+
+/// Warms the loaded model up, arms the watchdog and the faults, connects to dora and serves.
+fn serve<B: Backend>(
+    mut backend: B,
+    cfg: &Config,
+    resolved: &Resolved,
+    previous: Option<vigil_msg::FaultReport>,
+    words: &Arc<LastWords>,
+) -> eyre::Result<()> {
     // On the bare backend: no injected fault, no watchdog (a first run may build engines).
+    let warm = Instant::now();
     if let Err(e) = vigil_infer::warm_up(&mut backend) {
         tracing::warn!(error = %e, "infer: warm-up run failed");
     }
-    tracing::info!(input = ?backend.input(), provider = ?cfg.ort.provider, decoder = resolved.decoder.name(), "model loaded");
+    tracing::info!(input = ?backend.input(), provider = ?cfg.ort.provider, decoder = resolved.decoder.name(), warm_up_ms = warm.elapsed().as_millis(), "model loaded");
     let watchdog = cfg
         .deadline
         .map(|d| Watchdog::start(d, words.clone()))
@@ -142,7 +183,7 @@ pub fn main() -> eyre::Result<()> {
         DoraArray::from(array),
     )
     .wrap_err("infer: sending status")?;
-    let mut run = Run::new(Some(&words));
+    let mut run = Run::new(Some(words));
     run.events(&mut detector, node, events)
 }
 
@@ -273,7 +314,18 @@ impl<'a> Run<'a> {
         let started = Instant::now();
         LastWords::working_on(seq);
         detector.backend_mut().inner_mut().set_frame(seq);
-        match detector.detect(&tensor.shape, tensor.data, &tensor.letterbox) {
+        let detected = match tensor.data {
+            TensorData::F32(data) => detector.detect(&tensor.shape, data, &tensor.letterbox),
+            TensorData::Rgb8(pixels) => detector.detect_frame(
+                &RgbFrame {
+                    width: tensor.header.width,
+                    height: tensor.header.height,
+                    pixels,
+                },
+                &tensor.letterbox,
+            ),
+        };
+        match detected {
             Ok(dets) => {
                 self.inferred += 1;
                 (out.detections.status, out.detections.detections) = (FrameStatus::Inferred, dets);
@@ -370,7 +422,7 @@ mod tests {
             letterbox: vigil_detect::Letterbox::fit(4, 4, 4, 4, false, false),
             shape: vec![1, 4, 4, 3],
             layout: vigil_detect::TensorLayout::Nhwc,
-            data,
+            data: TensorData::F32(data),
             latency: vigil_msg::Latency::default(),
         }
     }
@@ -417,6 +469,62 @@ mod tests {
         ));
         assert_eq!((run.inferred, run.failed, run.rejected), (1, 1, 2));
         run.finish(0).expect("one frame inferred: a success");
+    }
+
+    /// [`Echo`] on a device that a wild write breaks for good, as CUDA does.
+    struct Fragile(Echo, bool);
+
+    impl Backend for Fragile {
+        fn input(&self) -> &vigil_infer::InputSpec {
+            self.0.input()
+        }
+        fn outputs(&self) -> &[vigil_detect::OutputShape] {
+            &[]
+        }
+        fn run(
+            &mut self,
+            shape: &[usize],
+            data: &[f32],
+        ) -> Result<Vec<vigil_detect::OutputTensor>, vigil_infer::InferError> {
+            if self.1 {
+                return Err(vigil_infer::InferError::run(
+                    "CUDA failure 700: an illegal memory access was encountered".into(),
+                ));
+            }
+            self.0.run(shape, data)
+        }
+        fn break_device(&mut self) -> Result<(), vigil_infer::InferError> {
+            self.1 = true;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn illegal_breaks_the_device_and_the_real_error_that_follows_is_sticky() {
+        let spec = vigil_infer::InputSpec {
+            name: "x".into(),
+            shape: vec![1, 4, 4, 3],
+            layout: vigil_detect::TensorLayout::Nhwc,
+            size: Some((4, 4)),
+        };
+        let plan: FaultPlan = "illegal@2".parse().expect("plan");
+        let mut faulty = Faulty::new(Fragile(Echo(spec.clone()), false), plan.clone(), None, true);
+        let data = vec![0.9f32; 48];
+        faulty.set_frame(1);
+        faulty.run(&[1, 4, 4, 3], &data).expect("before the fault");
+        faulty.set_frame(2);
+        let err = faulty.run(&[1, 4, 4, 3], &data).expect_err("broken");
+        assert!(err.is_sticky(), "{err}");
+        faulty.set_frame(3);
+        assert!(faulty.run(&[1, 4, 4, 3], &data).is_err(), "for good");
+        // A backend with no GPU context says so instead of pretending.
+        let mut cpu = Faulty::new(Echo(spec), plan, None, true);
+        cpu.set_frame(2);
+        let err = cpu.run(&[1, 4, 4, 3], &data).expect_err("no device");
+        assert!(
+            !err.is_sticky() && err.to_string().contains("illegal@"),
+            "{err}"
+        );
     }
 
     #[test]

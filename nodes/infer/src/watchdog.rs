@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use vigil_detect::{OutputShape, OutputTensor};
-use vigil_infer::{Backend, InferError, InputSpec};
+use vigil_infer::{Backend, InferError, InputSpec, Outputs, RgbFrame};
 
 use crate::last_words::{EXIT_WATCHDOG, LastWords};
 
@@ -92,10 +92,24 @@ impl<B: Backend> Backend for Watched<B> {
     }
 
     fn run(&mut self, shape: &[usize], data: &[f32]) -> Result<Vec<OutputTensor>, InferError> {
+        self.armed(|b| b.run(shape, data))
+    }
+
+    fn run_frame(&mut self, frame: &RgbFrame<'_>) -> Result<Outputs, InferError> {
+        self.armed(|b| b.run_frame(frame))
+    }
+
+    fn break_device(&mut self) -> Result<(), InferError> {
+        self.inner.break_device()
+    }
+}
+
+impl<B> Watched<B> {
+    fn armed<T>(&mut self, f: impl FnOnce(&mut B) -> T) -> T {
         if let Some(d) = &self.dog {
             d.arm();
         }
-        let result = self.inner.run(shape, data);
+        let result = f(&mut self.inner);
         if let Some(d) = &self.dog {
             d.disarm();
         }

@@ -1,4 +1,5 @@
-//! The preprocess node: camera JPEG → letterboxed, normalised network tensor, paced by the
+//! The preprocess node: camera JPEG → letterboxed, normalised network tensor (or, when the
+//! letterbox runs on the infer node's GPU, the decoded RGB frame), paced by the
 //! detector ([`pacer`]): a frame is decoded and letterboxed only when an infer process has
 //! asked for work. Every frame not sent to the detector — not its turn
 //! (`preprocess.interval`, by sequence number), the detector busy or down, a JPEG that does not
@@ -10,25 +11,25 @@ pub mod pacer;
 use dora_node_api::dora_core::config::DataId;
 use dora_node_api::{DoraArray, DoraNode, Event, EventStream};
 use eyre::WrapErr;
+use vigil_config::Resolved;
 use vigil_config::topology::{self, Order, port};
-use vigil_config::{Device, Resolved};
 use vigil_detect::Letterbox;
-use vigil_gpu::{DeviceLetterbox, Gpu, GpuError, Precision};
 use vigil_msg::config::{ConfigError, Lookup};
 use vigil_msg::{
-    DetectionsMsg, Encode, FrameHeader, FrameStatus, Latency, TensorMsg, decode_frame, decode_ready,
+    DetectionsMsg, Encode, FrameHeader, FrameStatus, Latency, TensorData, TensorMsg, decode_frame,
+    decode_ready,
 };
 
 pub use pacer::{Action, Mode, Pacer};
-use vigil_vision::{JpegCodec, PreprocessConfig, Preprocessor, RgbImage};
+use vigil_vision::{PreprocessConfig, Preprocessor};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub pre: PreprocessConfig,
     /// Infer every k-th frame by sequence number (`seq % k == 0`).
     pub interval: u64,
-    /// Letterbox on the GPU (`preprocess.device: cuda`), else on the CPU.
-    pub cuda: bool,
+    /// The infer node letterboxes on its GPU: send decoded frames, not tensors.
+    pub gpu_letterbox: bool,
     /// Infer processes asking for frames (a graph fact, `VIGIL_WORKERS`): with more than one,
     /// process K asks on `ready_K` and gets its frames on `tensor_K`.
     pub workers: u64,
@@ -40,22 +41,10 @@ impl Config {
     /// The `preprocess` section, with the network input the model fixes.
     #[must_use]
     pub fn new(r: &Resolved, workers: u64, order: Order) -> Self {
-        let p = &r.config.preprocess;
         Self {
-            pre: PreprocessConfig {
-                net_w: r.net_w,
-                net_h: r.net_h,
-                layout: r.layout,
-                color: p.color,
-                scale: p.scale,
-                offsets: p.offsets,
-                keep_aspect: p.keep_aspect,
-                symmetric_padding: p.symmetric_padding,
-                pad_value: p.pad_value,
-                reduced_decode: p.reduced_decode,
-            },
-            interval: p.interval.get(),
-            cuda: p.device == Device::Cuda,
+            pre: r.preprocess_config(),
+            interval: r.config.preprocess.interval.get(),
+            gpu_letterbox: r.config.letterbox_on_gpu(),
             workers,
             mode: match order {
                 Order::Live => Mode::Live,
@@ -74,57 +63,6 @@ impl Config {
             )),
             w => Ok(w),
         }
-    }
-}
-
-/// The GPU letterbox, with its state for the current frame size.
-struct GpuPath {
-    gpu: Gpu,
-    codec: JpegCodec,
-    frame: RgbImage,
-    state: Option<DeviceLetterbox>,
-}
-
-impl GpuPath {
-    /// The GPU path, or `None` (said once in the log) where there is no usable GPU.
-    fn open() -> Option<Self> {
-        match Gpu::open(0).and_then(|gpu| {
-            let codec = JpegCodec::new(90).map_err(|e| GpuError::Input(e.to_string()))?;
-            Ok(Self {
-                gpu,
-                codec,
-                frame: RgbImage::default(),
-                state: None,
-            })
-        }) {
-            Ok(p) => {
-                tracing::info!(device = p.gpu.name(), "preprocess: letterbox on the GPU");
-                Some(p)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "preprocess: no GPU path; letterbox on the CPU");
-                None
-            }
-        }
-    }
-
-    /// JPEG (CPU) → letterbox on the device → the tensor on the host, as the CPU path
-    /// makes it (bit-identical).
-    fn run(
-        &mut self,
-        cfg: &PreprocessConfig,
-        jpeg: &[u8],
-        out: &mut Vec<f32>,
-    ) -> eyre::Result<Letterbox> {
-        self.codec.decode_into(jpeg, &mut self.frame)?;
-        let (w, h) = (self.frame.width, self.frame.height);
-        let state = match &mut self.state {
-            Some(s) if s.source_size() == (w, h) => s,
-            slot => slot.insert(self.gpu.letterbox_for(w, h, cfg, Precision::F32)?),
-        };
-        self.gpu.letterbox(state, &self.frame.pixels)?;
-        self.gpu.download_into(state, out)?;
-        Ok(state.letterbox)
     }
 }
 
@@ -148,7 +86,9 @@ struct Counts {
 
 pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::Result<()> {
     let mut pre = Preprocessor::new(cfg.pre.clone())?;
-    let mut gpu = if cfg.cuda { GpuPath::open() } else { None };
+    if cfg.gpu_letterbox {
+        tracing::info!("preprocess: sending decoded frames; the infer node letterboxes on its GPU");
+    }
     let mut tensor = Vec::new();
     let mut counts = Counts::default();
     let workers = usize::try_from(cfg.workers).unwrap_or(1);
@@ -213,9 +153,9 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
                     } => {
                         let started = std::time::Instant::now();
                         let (data, captured_unix_ns) = frame;
-                        let made = prepare(cfg, &mut pre, &mut gpu, &data, &mut tensor)?;
-                        let letterbox = match made {
-                            Ok(lb) => lb,
+                        let made = prepare(cfg, &mut pre, &data, &mut tensor);
+                        let (letterbox, shape, payload) = match made {
+                            Ok(made) => made,
                             Err(e) => {
                                 let status = FrameStatus::BadFrame;
                                 send_skip(&mut node, &skipped, &mut counts, header, status, None)?;
@@ -229,9 +169,9 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
                         let msg = TensorMsg {
                             header,
                             letterbox,
-                            shape: cfg.pre.shape(),
+                            shape,
                             layout: cfg.pre.layout,
-                            data: &tensor,
+                            data: payload,
                             latency: Latency {
                                 captured_unix_ns,
                                 preprocess_us: micros(started.elapsed()),
@@ -292,35 +232,24 @@ fn send_skip(
         .wrap_err("preprocess: sending a skipped frame")
 }
 
-/// The frame's tensor into `out` and its letterbox, or why the frame cannot be inferred (a
-/// JPEG that does not decode). A sticky GPU error is the outer error: the node must exit.
-fn prepare(
+/// The frame's tensor (or, for the GPU letterbox, its decoded pixels) with its shape and
+/// letterbox, or why the frame cannot be inferred (a JPEG that does not decode).
+fn prepare<'a>(
     cfg: &Config,
-    pre: &mut Preprocessor,
-    gpu: &mut Option<GpuPath>,
+    pre: &'a mut Preprocessor,
     data: &DoraArray,
-    out: &mut Vec<f32>,
-) -> eyre::Result<eyre::Result<Letterbox>> {
+    out: &'a mut Vec<f32>,
+) -> eyre::Result<(Letterbox, Vec<usize>, TensorData<'a>)> {
     let array = data.as_array();
-    let frame = match vigil_msg::frame_bytes(array.as_ref()) {
-        Ok(f) => f,
-        Err(e) => return Ok(Err(e.into())),
-    };
+    let frame = vigil_msg::frame_bytes(array.as_ref())?;
+    if cfg.gpu_letterbox {
+        let (img, lb) = pre.decode_jpeg(frame)?;
+        let shape = vec![img.height as usize, img.width as usize, 3];
+        return Ok((lb, shape, TensorData::Rgb8(&img.pixels)));
+    }
     out.clear();
-    let done = match gpu {
-        Some(g) => match g.run(&cfg.pre, frame, out) {
-            Err(e)
-                if e.downcast_ref::<GpuError>()
-                    .is_some_and(GpuError::is_sticky) =>
-            {
-                // The context is gone: exit so dora restarts this node afresh.
-                return Err(e.wrap_err("preprocess: sticky CUDA error"));
-            }
-            other => other,
-        },
-        None => pre.run_jpeg(frame, out).map_err(Into::into),
-    };
-    Ok(done)
+    let lb = pre.run_jpeg(frame, out)?;
+    Ok((lb, cfg.pre.shape(), TensorData::F32(out)))
 }
 
 fn micros(d: std::time::Duration) -> u32 {
@@ -337,7 +266,7 @@ mod tests {
         c.model.path = "m.onnx".into();
         c.preprocess.color = vigil_vision::ColorFormat::Bgr;
         c.preprocess.interval = std::num::NonZeroU64::new(3).expect("3");
-        c.preprocess.device = Device::Cuda;
+        c.preprocess.device = vigil_config::Device::Cuda;
         let r = Resolved {
             config: c,
             net_w: 512,
@@ -357,7 +286,7 @@ mod tests {
         let cfg = Config::new(&r, 2, Order::Strict);
         assert_eq!(cfg.pre.shape(), [1, 320, 512, 3]);
         assert_eq!(
-            (cfg.interval, cfg.cuda, cfg.workers, cfg.mode),
+            (cfg.interval, cfg.gpu_letterbox, cfg.workers, cfg.mode),
             (3, true, 2, Mode::Strict)
         );
     }

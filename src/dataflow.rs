@@ -191,7 +191,21 @@ pub fn load_config(
             .wrap_err_with(|| format!("model.labels: reading {}", labels.display()))?;
     }
     let resolved = vigil_config::resolve(config)?;
+    check_gpu(resolved.config.model.provider)?;
     Ok(RunConfig { source, resolved })
+}
+
+/// A GPU provider needs a GPU: said before anything starts, not by an infer node that fails.
+pub fn check_gpu(provider: vigil_config::Provider) -> eyre::Result<()> {
+    if !provider.is_gpu() {
+        return Ok(());
+    }
+    let name = format!("{provider:?}").to_lowercase();
+    match vigil_gpu::devices() {
+        Ok(0) => eyre::bail!("model.provider {name}: the CUDA driver sees no GPU on this machine"),
+        Ok(_) => Ok(()),
+        Err(e) => eyre::bail!("model.provider {name}: {e}"),
+    }
 }
 
 /// The project's vigil.yml: in the working folder, or in the project the binary was built in.

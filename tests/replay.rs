@@ -223,9 +223,9 @@ fn a_model_that_cannot_be_opened_fails_the_replay_naming_it() {
 }
 
 #[test]
-fn an_infer_node_that_cannot_start_fails_the_replay_with_its_error() {
-    // The CPU-only ONNX Runtime here has no CUDA provider: the config passes the checks made
-    // before dora starts (they open the model on the CPU), and infer fails as it starts.
+fn a_gpu_provider_on_a_machine_without_a_gpu_fails_before_dora_starts() {
+    // This machine has no NVIDIA driver: `provider: cuda` cannot work, and says so before
+    // any node starts (not as an infer node dying at its start).
     let dir = tempfile::tempdir().expect("tempdir");
     let rec = recording_of("tests/fixtures/messi5.jpg", 3, 30, dir.path());
     let out = vigil()
@@ -233,13 +233,32 @@ fn an_infer_node_that_cannot_start_fails_the_replay_with_its_error() {
         .arg(&rec)
         .arg("-o")
         .arg(dir.path().join("o.jsonl"))
+        .arg("--workdir")
+        .arg(dir.path().join("work"))
         .args(["--set", "model.provider=cuda"])
         .current_dir(root())
         .output()
         .expect("runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert!(stderr.contains("CUDA execution provider"), "{stderr}");
+    assert!(
+        stderr.contains("model.provider cuda") && stderr.contains("libcuda.so"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("work/replay.yml").exists() && !dir.path().join("o.jsonl").exists(),
+        "nothing started"
+    );
+    let check = vigil()
+        .args(["check", "vigil.yml", "--set", "model.provider=tensorrt"])
+        .current_dir(root())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        !check.status.success() && stderr.contains("model.provider tensorrt"),
+        "{stderr}"
+    );
 }
 
 #[test]

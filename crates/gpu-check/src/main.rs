@@ -408,6 +408,21 @@ fn pipeline(gpu: &Gpu) -> eyre::Result<()> {
 }
 
 fn main() -> eyre::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    // `--start-up SEARCH [--cuda-graph]`: one row of start-up times, in a fresh process.
+    if let Some(i) = args.iter().position(|a| a == "--start-up") {
+        let search = match args.get(i + 1).map(String::as_str) {
+            Some("exhaustive") => vigil_infer::ConvSearch::Exhaustive,
+            Some("default") => vigil_infer::ConvSearch::Default,
+            _ => vigil_infer::ConvSearch::Heuristic,
+        };
+        let cuda = vigil_infer::CudaOptions {
+            conv_search: search,
+            cuda_graph: args.iter().any(|a| a == "--cuda-graph"),
+            ..vigil_infer::CudaOptions::default()
+        };
+        return ort_gpu::start_up_row(&ort_gpu::centernet(), cuda);
+    }
     let gpu = Gpu::open(0).map_err(|e| eyre!("{e}"))?;
     println!("# vigil GPU check\n\ndevice: {}", gpu.name());
     let imgs = frames(20)?;
@@ -419,7 +434,6 @@ fn main() -> eyre::Result<()> {
         println!("\n## 5. ONNX Runtime's CUDA EP fed on the device, against the CPU path");
         let frames = ort_gpu::sample_frames()?;
         let centernet = ort_gpu::centernet();
-        ort_gpu::start_up(&centernet)?;
         ort_gpu::parity(&centernet, &frames)?;
         let yolo = ort_gpu::yolov8n();
         if Path::new(yolo.path).is_file() {

@@ -14,7 +14,7 @@ use crate::coeffs::{Coefficients, bilinear_coefficients};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {
-    #[error("{0} not found: no GPU path, the CPU path runs")]
+    #[error("{0} not found: no NVIDIA GPU can be used on this machine")]
     NoLibrary(&'static str),
     #[error("NVRTC compiling the kernels for {arch}: {detail}")]
     Compile { arch: &'static str, detail: String },
@@ -168,6 +168,18 @@ impl std::fmt::Debug for Gpu {
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
+}
+
+/// How many NVIDIA GPUs this machine's driver sees (0 or more), or why it cannot be asked.
+/// Touches only the driver library (`cuInit`), no device.
+pub fn devices() -> Result<usize, GpuError> {
+    // SAFETY: only tries to dlopen the driver library by its usual names.
+    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        return Err(GpuError::NoLibrary("the CUDA driver (libcuda.so)"));
+    }
+    cudarc::driver::result::init().map_err(driver("initialising the driver"))?;
+    let n = CudaContext::device_count().map_err(driver("counting devices"))?;
+    Ok(usize::try_from(n).unwrap_or(0))
 }
 
 /// The NVRTC target for a compute capability.

@@ -12,7 +12,7 @@ pub mod pool;
 
 pub use device::{
     Candidates, DecodeBuffers, Decoded, DeviceLetterbox, Gpu, GpuError, Precision, RawF32,
-    WILD_ADDRESS, f16_to_f32,
+    WILD_ADDRESS, devices, f16_to_f32,
 };
 pub use pool::{Lease, Pool};
 

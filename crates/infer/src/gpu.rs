@@ -21,10 +21,10 @@ const CANDIDATES: usize = 8400;
 
 impl From<GpuError> for InferError {
     fn from(e: GpuError) -> Self {
-        if e.is_sticky() {
-            Self::StickyDevice(e.to_string())
-        } else {
-            Self::Run(e.to_string())
+        match e {
+            e if e.is_sticky() => Self::StickyDevice(e.to_string()),
+            e @ GpuError::NoLibrary(_) => Self::NoGpu(e.to_string()),
+            e => Self::Run(e.to_string()),
         }
     }
 }
@@ -34,12 +34,16 @@ struct Bound {
     binding: IoBinding,
     /// The model's input tensor on the device; the binding holds it, the kernel writes it.
     _input: Tensor<f32>,
+    /// With a CUDA graph, the outputs' tensors, at addresses fixed for the graph's life.
+    _outputs: Vec<Tensor<f32>>,
     input_ptr: RawF32,
     shape: Vec<usize>,
     pre: PreprocessConfig,
     letterbox: Option<DeviceLetterbox>,
     /// Set when the model's raw output is decoded on the device, with the threshold.
     decode: Option<(DecodeBuffers, f32)>,
+    /// The decoder: only the outputs it reads come back to the host.
+    layout: Layout,
 }
 
 /// ONNX Runtime on a GPU, fed by vigil's kernels on the same stream.
@@ -50,6 +54,7 @@ pub struct GpuBackend {
     device_memory: MemoryInfo<'static>,
     allocator: Allocator,
     host: Vec<f32>,
+    cuda_graph: bool,
     gpu: Gpu,
     /// How long opening the device (context, kernels) and creating the session took.
     pub load_times: LoadTimes,
@@ -103,6 +108,7 @@ impl GpuBackend {
             device_memory,
             allocator,
             host: Vec::new(),
+            cuda_graph: cfg.cuda.cuda_graph,
             gpu,
             load_times: LoadTimes { device, session },
         })
@@ -151,10 +157,26 @@ impl GpuBackend {
         binding
             .bind_input(input.name.as_str(), &tensor)
             .map_err(ort_err("binding the input"))?;
+        let mut fixed = Vec::new();
         for o in &self.ort.outputs {
-            binding
-                .bind_output_to_device(o.name.as_str(), &self.device_memory)
-                .map_err(ort_err("binding an output"))?;
+            if self.cuda_graph {
+                let dims: Option<Vec<usize>> = o.dims.iter().copied().collect();
+                let dims = dims.ok_or_else(|| {
+                    InferError::Run(format!(
+                        "model.cuda.cuda_graph needs fixed output shapes; `{}` is {:?}",
+                        o.name, o.dims
+                    ))
+                })?;
+                let t = Tensor::<f32>::new(&self.allocator, dims)
+                    .map_err(ort_err("allocating an output on the device"))?;
+                binding
+                    .bind_output(o.name.as_str(), &mut *fixed.push_mut(t))
+                    .map_err(ort_err("binding an output"))?;
+            } else {
+                binding
+                    .bind_output_to_device(o.name.as_str(), &self.device_memory)
+                    .map_err(ort_err("binding an output"))?;
+            }
         }
         let decode = (decoder == Layout::UltralyticsRaw && self.ort.outputs.len() == 1)
             .then(|| self.gpu.decode_buffers(CANDIDATES).map(|b| (b, threshold)))
@@ -162,11 +184,13 @@ impl GpuBackend {
         self.bound = Some(Bound {
             binding,
             _input: tensor,
+            _outputs: fixed,
             input_ptr,
             shape,
             pre,
             letterbox: None,
             decode,
+            layout: decoder,
         });
         Ok(())
     }
@@ -237,8 +261,24 @@ impl GpuBackend {
                 nonfinite: decoded.nonfinite,
             });
         }
-        let mut host = Vec::with_capacity(raw.len());
+        // Only what the decoder reads comes back (CenterNet's heatmaps stay on the device).
+        let stubs: Vec<OutputTensor> = raw
+            .iter()
+            .map(|(name, shape, ..)| OutputTensor {
+                name: name.clone(),
+                shape: shape.clone(),
+                data: Vec::new(),
+            })
+            .collect();
+        let read: Vec<String> = vigil_detect::decoded_outputs(&stubs, Some(bound.layout))
+            .into_iter()
+            .map(|o| o.name.clone())
+            .collect();
+        let mut host = Vec::with_capacity(read.len());
         for (name, shape, ptr, _) in raw {
+            if !read.contains(&name) {
+                continue;
+            }
             self.gpu.download_raw(ptr, &mut self.host)?;
             host.push(OutputTensor {
                 name,

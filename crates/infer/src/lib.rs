@@ -43,6 +43,8 @@ pub enum InferError {
     /// The device reported an error that leaves its context unusable (see [`device`]).
     #[error("sticky device error, the process must restart: {0}")]
     StickyDevice(String),
+    #[error("{0}: a GPU provider needs an NVIDIA GPU and its driver")]
+    NoGpu(String),
     #[error("unknown execution provider `{0}` (cpu, cuda, tensorrt)")]
     UnknownProvider(String),
 }
@@ -218,13 +220,17 @@ pub enum ConvSearch {
 }
 
 /// `model.cuda` in vigil.yml.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CudaOptions {
     /// TF32 tensor-core maths in convolutions and matrix products: faster, but outputs move
     /// away from the CPU's (off by default: CPU and GPU detections agree).
     pub tf32: bool,
     pub conv_search: ConvSearch,
+    /// Capture the model's kernels in a CUDA graph once and replay it for every frame (one
+    /// launch instead of hundreds). Needs every node on the GPU and fixed output shapes; the
+    /// GPU path binds the input and outputs at fixed device addresses, as it requires.
+    pub cuda_graph: bool,
 }
 
 /// `model.tensorrt` in vigil.yml.
@@ -253,6 +259,7 @@ impl OrtConfig {
         let ep = ort::ep::CUDA::default()
             .with_device_id(0)
             .with_tf32(self.cuda.tf32)
+            .with_cuda_graph(self.cuda.cuda_graph)
             .with_conv_algorithm_search(match self.cuda.conv_search {
                 ConvSearch::Exhaustive => ConvAlgorithmSearch::Exhaustive,
                 ConvSearch::Heuristic => ConvAlgorithmSearch::Heuristic,

@@ -10,7 +10,11 @@ use vigil_infer::{
 use vigil_vision::{ColorFormat, PreprocessConfig, Preprocessor, RgbImage};
 
 fn centernet() -> (OrtConfig, PreprocessConfig) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // The project root: `VIGIL_ROOT` where the binary runs elsewhere than it was built.
+    let root = std::env::var_os("VIGIL_ROOT").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."),
+        PathBuf::from,
+    );
     (
         OrtConfig {
             model: root.join("models/centernet_mb3_coco.onnx"),

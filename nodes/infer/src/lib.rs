@@ -69,7 +69,7 @@ impl Config {
                 threads: c.model.threads,
                 // Found from `ORT_DYLIB_PATH`, the project's .venv or python3.
                 library: None,
-                cuda: c.model.cuda.clone(),
+                cuda: c.model.cuda,
                 tensorrt: c.model.tensorrt.clone(),
             },
             post: PostprocessConfig {
@@ -152,8 +152,12 @@ fn serve<B: Backend>(
 ) -> eyre::Result<()> {
     // On the bare backend: no injected fault, no watchdog (a first run may build engines).
     let warm = Instant::now();
-    if let Err(e) = vigil_infer::warm_up(&mut backend) {
-        tracing::warn!(error = %e, "infer: warm-up run failed");
+    // A CUDA graph is captured on the run after the first.
+    let runs = if cfg.ort.cuda.cuda_graph { 2 } else { 1 };
+    for _ in 0..runs {
+        if let Err(e) = vigil_infer::warm_up(&mut backend) {
+            tracing::warn!(error = %e, "infer: warm-up run failed");
+        }
     }
     tracing::info!(input = ?backend.input(), provider = ?cfg.ort.provider, decoder = resolved.decoder.name(), warm_up_ms = warm.elapsed().as_millis(), "model loaded");
     let watchdog = cfg

@@ -24,7 +24,7 @@ use vigil_detect::{
     BBox, Detection, Layout, NmsConfig, OutputTensor, PostprocessConfig, TensorLayout, decode, nms,
 };
 use vigil_infer::{Backend, Detector, OrtBackend, OrtConfig, Provider};
-use vigil_vision::{ColorFormat, PreprocessConfig, Preprocessor};
+use vigil_vision::{PreprocessConfig, Preprocessor};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -67,18 +67,7 @@ struct Model {
 }
 
 fn models() -> Vec<Model> {
-    let yolo = PreprocessConfig {
-        net_w: 320,
-        net_h: 320,
-        layout: TensorLayout::Nchw,
-        color: ColorFormat::Rgb,
-        scale: 1.0 / 255.0,
-        offsets: [0.0; 3],
-        keep_aspect: true,
-        symmetric_padding: true,
-        pad_value: 114,
-        reduced_decode: false,
-    };
+    let yolo = PreprocessConfig::ultralytics(320);
     vec![
         Model {
             dir: "centernet",

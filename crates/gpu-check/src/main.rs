@@ -325,18 +325,7 @@ fn pipeline(gpu: &Gpu) -> eyre::Result<()> {
         "\n## 4. in-process pipeline over recordings/vtest-100.mcap (CenterNet, ONNX Runtime CPU)"
     );
     let rec = Recording::open(Path::new("recordings/vtest-100.mcap"))?;
-    let cfg = PreprocessConfig {
-        net_w: 512,
-        net_h: 512,
-        layout: TensorLayout::Nhwc,
-        color: ColorFormat::Rgb,
-        scale: 1.0,
-        offsets: [0.0; 3],
-        keep_aspect: false,
-        symmetric_padding: true,
-        pad_value: 0,
-        reduced_decode: false,
-    };
+    let cfg = PreprocessConfig::plain_resize(512, 512);
     let post = PostprocessConfig {
         layout: Some(Layout::BoxesScoreClass),
         threshold: 0.3,

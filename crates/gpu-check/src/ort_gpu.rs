@@ -5,13 +5,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use eyre::{bail, eyre};
-use vigil_detect::{Detection, Layout, NmsConfig, PostprocessConfig, TensorLayout};
+use vigil_detect::{Detection, Layout, NmsConfig, PostprocessConfig};
 use vigil_infer::{
     Backend, ConvSearch, CudaOptions, Detector, GpuBackend, OrtBackend, OrtConfig, Provider,
     RgbFrame, warm_up,
 };
 use vigil_record::Recording;
-use vigil_vision::{ColorFormat, JpegCodec, PreprocessConfig, Preprocessor, RgbImage};
+use vigil_vision::{JpegCodec, PreprocessConfig, Preprocessor, RgbImage};
 
 /// The parity bound: matched boxes overlap at least this much...
 pub const MIN_IOU: f32 = 0.99;
@@ -31,18 +31,7 @@ pub fn centernet() -> Model {
     Model {
         name: "CenterNet-MobileNetV3 512",
         path: "models/centernet_mb3_coco.onnx",
-        pre: PreprocessConfig {
-            net_w: 512,
-            net_h: 512,
-            layout: TensorLayout::Nhwc,
-            color: ColorFormat::Rgb,
-            scale: 1.0,
-            offsets: [0.0; 3],
-            keep_aspect: false,
-            symmetric_padding: true,
-            pad_value: 0,
-            reduced_decode: false,
-        },
+        pre: PreprocessConfig::plain_resize(512, 512),
         post: PostprocessConfig {
             layout: Some(Layout::BoxesScoreClass),
             threshold: 0.3,
@@ -56,18 +45,7 @@ pub fn yolov8n() -> Model {
     Model {
         name: "YOLOv8n 320 (Ultralytics raw, decoded on the device)",
         path: "models/nudenet_yolov8n_320n.onnx",
-        pre: PreprocessConfig {
-            net_w: 320,
-            net_h: 320,
-            layout: TensorLayout::Nchw,
-            color: ColorFormat::Rgb,
-            scale: 1.0 / 255.0,
-            offsets: [0.0; 3],
-            keep_aspect: true,
-            symmetric_padding: true,
-            pad_value: 114,
-            reduced_decode: false,
-        },
+        pre: PreprocessConfig::ultralytics(320),
         // Low, so that the street scene gives this (body-part) detector boxes to compare.
         post: PostprocessConfig {
             layout: Some(Layout::UltralyticsRaw),

@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-use vigil_detect::{Layout, Letterbox, TensorLayout};
+use vigil_detect::{Layout, Letterbox};
 use vigil_infer::{
     Backend, CudaOptions, GpuBackend, InferError, OrtConfig, Outputs, Provider, RgbFrame,
 };
-use vigil_vision::{ColorFormat, PreprocessConfig, Preprocessor, RgbImage};
+use vigil_vision::{PreprocessConfig, Preprocessor, RgbImage};
 
 fn centernet() -> (OrtConfig, PreprocessConfig) {
     // The project root: `VIGIL_ROOT` where the binary runs elsewhere than it was built.
@@ -22,18 +22,7 @@ fn centernet() -> (OrtConfig, PreprocessConfig) {
             cuda: CudaOptions::default(),
             ..OrtConfig::default()
         },
-        PreprocessConfig {
-            net_w: 512,
-            net_h: 512,
-            layout: TensorLayout::Nhwc,
-            color: ColorFormat::Rgb,
-            scale: 1.0,
-            offsets: [0.0; 3],
-            keep_aspect: false,
-            symmetric_padding: true,
-            pad_value: 0,
-            reduced_decode: false,
-        },
+        PreprocessConfig::plain_resize(512, 512),
     )
 }
 

@@ -15,7 +15,6 @@ use std::error::Error;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use vigil_detect::TensorLayout;
 use vigil_vision::{
     ColorFormat, DecodeScale, JpegCodec, PreprocessConfig, Preprocessor, RgbImage, VisionError,
 };
@@ -62,18 +61,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("| full 1280x720 | {:.3} |", median(full));
     println!("| 1/2 in the IDCT, 640x360 | {:.3} |", median(half));
 
-    let centernet = PreprocessConfig {
-        net_w: 512,
-        net_h: 512,
-        layout: TensorLayout::Nhwc,
-        color: ColorFormat::Rgb,
-        scale: 1.0,
-        offsets: [0.0; 3],
-        keep_aspect: false,
-        symmetric_padding: true,
-        pad_value: 0,
-        reduced_decode: false,
-    };
+    let centernet = PreprocessConfig::plain_resize(512, 512);
     let yolo = PreprocessConfig::default();
     println!(
         "\n| letterbox + normalise of the decoded frame | old ms | new ms | new/old | \

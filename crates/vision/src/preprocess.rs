@@ -69,6 +69,31 @@ impl Default for PreprocessConfig {
 }
 
 impl PreprocessConfig {
+    /// A plain resize (no aspect kept) to `net_w`×`net_h`, RGB 0..255, NHWC: what
+    /// CenterNet-MobileNetV3 from the `OpenCV` model zoo takes.
+    #[must_use]
+    pub fn plain_resize(net_w: u32, net_h: u32) -> Self {
+        Self {
+            net_w,
+            net_h,
+            layout: TensorLayout::Nhwc,
+            scale: 1.0,
+            keep_aspect: false,
+            pad_value: 0,
+            ..Self::default()
+        }
+    }
+
+    /// Ultralytics' own preprocessing (the default) at `size`×`size`.
+    #[must_use]
+    pub fn ultralytics(size: u32) -> Self {
+        Self {
+            net_w: size,
+            net_h: size,
+            ..Self::default()
+        }
+    }
+
     #[must_use]
     pub fn shape(&self) -> Vec<usize> {
         let (c, h, w) = (

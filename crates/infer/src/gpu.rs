@@ -48,11 +48,12 @@ struct Bound {
 
 /// ONNX Runtime on a GPU, fed by vigil's kernels on the same stream.
 pub struct GpuBackend {
-    // Dropped first: the session and its device tensors before the stream they run on.
+    // Fields drop in this order: the device tensors, then the allocator that made them, then
+    // the session it belongs to, and last the context and stream they all run on.
     bound: Option<Bound>,
-    ort: OrtBackend,
-    device_memory: MemoryInfo<'static>,
     allocator: Allocator,
+    device_memory: MemoryInfo<'static>,
+    ort: OrtBackend,
     host: Vec<f32>,
     cuda_graph: bool,
     gpu: Gpu,

@@ -8,8 +8,8 @@ Per frame, each detection of A is matched to the unmatched detection of B of the
 with the highest IoU (at least 0.5). Prints one JSON line: frames, detections on each side,
 matched, near-threshold flips (unmatched, scoring within --max-dscore of --threshold: a box
 one backend keeps and the other drops by a hair), other differences, the lowest IoU and the
-largest score difference of the matched pairs, and `ok` (no other differences, IoU and score
-within bounds). Exits 1 when not ok. Standard library only.
+largest score difference of the matched pairs, frames whose status differs, and `ok` (frames
+to compare, the same frames and statuses, no other differences, IoU and score within bounds). Exits 1 when not ok. Standard library only.
 """
 import argparse
 import json
@@ -32,7 +32,7 @@ def frames(path):
                 row = json.loads(line)
             except json.JSONDecodeError as e:
                 sys.exit(f"{path}:{n}: not JSON: {e}")
-            out[row["seq"]] = row.get("detections") or []
+            out[row["seq"]] = (row.get("status"), row.get("detections") or [])
     return out
 
 
@@ -48,9 +48,10 @@ def main():
     near = lambda d: abs(d["score"] - args.threshold) <= args.max_dscore
     r = {"frames_a": len(fa), "frames_b": len(fb), "detections_a": 0, "detections_b": 0,
          "matched": 0, "near_threshold_flips": 0, "other_differences": 0,
-         "min_iou": 1.0, "max_dscore": 0.0}
+         "min_iou": 1.0, "max_dscore": 0.0, "status_differences": 0}
     for seq in sorted(set(fa) | set(fb)):
-        a, b = fa.get(seq, []), fb.get(seq, [])
+        (sa, a), (sb, b) = fa.get(seq, (None, [])), fb.get(seq, (None, []))
+        r["status_differences"] += sa != sb
         r["detections_a"] += len(a)
         r["detections_b"] += len(b)
         taken = [False] * len(b)
@@ -73,7 +74,8 @@ def main():
                 r["near_threshold_flips" if near(e) else "other_differences"] += 1
     r["min_iou"] = round(r["min_iou"], 5)
     r["max_dscore"] = round(r["max_dscore"], 6)
-    r["ok"] = (fa.keys() == fb.keys() and r["other_differences"] == 0
+    r["ok"] = (len(fa) > 0 and fa.keys() == fb.keys() and r["other_differences"] == 0
+               and r["status_differences"] == 0
                and r["min_iou"] >= args.min_iou and r["max_dscore"] <= args.max_dscore)
     print(json.dumps(r))
     sys.exit(0 if r["ok"] else 1)

@@ -14,7 +14,7 @@ m = re.search(r'\.nv_fatbin\s+PROGBITS\s+\S+\s+(\S+)\s+(\S+)', out)
 if m is None:
     sys.exit(f"{src}: no .nv_fatbin section")
 off, size = int(m.group(1),16), int(m.group(2),16)
-p, end, zeroed = off, off+size, 0
+p, end, zeroed, kept = off, off+size, 0, 0
 while p < end:
     magic, ver, hsize, fsize = struct.unpack_from('<IHHQ', data, p)
     if magic != 0xBA55ED50: p += 8; continue
@@ -24,7 +24,11 @@ while p < end:
         arch = struct.unpack_from('<I', data, q+28)[0]
         if arch not in keep:
             data[q+ehsize:q+ehsize+psize] = bytes(psize); zeroed += psize
+        else:
+            kept += 1
         q += ehsize + psize
     p = blob_end
+if kept == 0:
+    sys.exit(f"{src}: no code for sm_{sorted(keep)} in it: nothing written")
 open(dst,'wb').write(data)
-print(f"{src}: zeroed {zeroed/1e6:.1f} MB of other architectures' code, kept sm_{sorted(keep)}")
+print(f"{src}: zeroed {zeroed/1e6:.1f} MB of other architectures' code, kept {kept} sm_{sorted(keep)} entries")

@@ -204,7 +204,7 @@ pub fn check_gpu(provider: vigil_config::Provider) -> eyre::Result<()> {
     match vigil_gpu::devices() {
         Ok(0) => eyre::bail!("model.provider {name}: the CUDA driver sees no GPU on this machine"),
         Ok(_) => Ok(()),
-        Err(e) => eyre::bail!("model.provider {name}: {e}"),
+        Err(e) => eyre::bail!("model.provider {name}: {e}: no NVIDIA GPU can be used here"),
     }
 }
 

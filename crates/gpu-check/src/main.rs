@@ -15,6 +15,8 @@
 //!
 //! Exits non-zero when a comparison fails. Run from the project root.
 
+#![allow(unsafe_code)] // device slices handed to the kernels by address
+
 mod ort_gpu;
 
 use std::path::Path;
@@ -203,7 +205,8 @@ fn check_decode(gpu: &Gpu) -> eyre::Result<()> {
         let mut bufs = pool.take(|| gpu.decode_buffers(4096))?;
         let raw = gpu.upload_f32(&data)?;
         let dev = gpu
-            .decode_ultralytics(gpu.raw(&raw), c - 4, n, 0.01, bufs.buffer())?
+            // SAFETY: `raw` lives until after the decode.
+            .decode_ultralytics(unsafe { gpu.raw(&raw) }, c - 4, n, 0.01, bufs.buffer())?
             .candidates;
         pool.give_back(bufs);
         if dev != cpu {
@@ -293,7 +296,8 @@ fn timings(gpu: &Gpu, img: &RgbImage) -> eyre::Result<()> {
     let mut lb = gpu.letterbox_for(1280, 720, &cfg, Precision::F32)?;
     let (classes, n) = (8usize, 8400usize);
     let raw_buf = gpu.upload_f32(&synthetic_raw(classes, n))?;
-    let raw = gpu.raw(&raw_buf);
+    // SAFETY: `raw_buf` lives to the end of this function, past every use of `raw`.
+    let raw = unsafe { gpu.raw(&raw_buf) };
     let mut bufs = gpu.decode_buffers(8400)?;
     let (mut k, mut back) = (Vec::new(), Vec::new());
     let mut found = 0;

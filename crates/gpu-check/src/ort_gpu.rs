@@ -137,7 +137,10 @@ impl Agreement {
 
     #[must_use]
     pub fn within_bounds(&self) -> bool {
-        self.unmatched == 0 && self.min_iou >= MIN_IOU && self.max_dscore <= MAX_DSCORE
+        self.reference > 0
+            && self.unmatched == 0
+            && self.min_iou >= MIN_IOU
+            && self.max_dscore <= MAX_DSCORE
     }
 }
 

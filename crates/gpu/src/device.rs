@@ -14,7 +14,7 @@ use crate::coeffs::{Coefficients, bilinear_coefficients};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {
-    #[error("{0} not found: no NVIDIA GPU can be used on this machine")]
+    #[error("{0} not found")]
     NoLibrary(&'static str),
     #[error("NVRTC compiling the kernels for {arch}: {detail}")]
     Compile { arch: &'static str, detail: String },
@@ -51,12 +51,32 @@ fn driver(what: &'static str) -> impl Fn(DriverError) -> GpuError {
 }
 
 /// f32 values somewhere in device memory this crate did not allocate (an ONNX Runtime tensor).
+/// Made only by [`RawF32::new`] (unsafe: the maker vouches for the memory) or [`Gpu::raw`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawF32 {
-    /// The device address.
-    pub ptr: u64,
+    ptr: u64,
+    len: usize,
+}
+
+impl RawF32 {
+    /// # Safety
+    /// `ptr` must address `len` f32 of device memory in this process's context on device 0,
+    /// allocated for as long as the value is used with a [`Gpu`].
+    #[must_use]
+    pub unsafe fn new(ptr: u64, len: usize) -> Self {
+        Self { ptr, len }
+    }
+
     /// Values there.
-    pub len: usize,
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// Where [`Gpu::break_context`] writes: high in the 49-bit virtual address space, far from
@@ -142,6 +162,14 @@ pub struct DecodeBuffers {
     cand: CudaSlice<f32>,
     count: CudaSlice<u32>,
     capacity: usize,
+}
+
+impl DecodeBuffers {
+    /// Candidates these buffers hold.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
 }
 
 impl std::fmt::Debug for DecodeBuffers {
@@ -251,8 +279,11 @@ impl Gpu {
     }
 
     /// A device slice's address, as the kernels taking [`RawF32`] read it.
+    ///
+    /// # Safety
+    /// The slice must outlive every use of the result.
     #[must_use]
-    pub fn raw(&self, slice: &CudaSlice<f32>) -> RawF32 {
+    pub unsafe fn raw(&self, slice: &CudaSlice<f32>) -> RawF32 {
         let (ptr, _sync) = slice.device_ptr(&self.stream);
         RawF32 {
             ptr,

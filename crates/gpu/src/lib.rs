@@ -38,7 +38,9 @@ pub fn nvrtc_present() -> bool {
 /// Compiles the kernels to PTX for `arch` (e.g. `sm_87`).
 pub fn compile(arch: &'static str) -> Result<cudarc::nvrtc::Ptx, GpuError> {
     if !nvrtc_present() {
-        return Err(GpuError::NoLibrary("NVRTC (libnvrtc.so.12)"));
+        return Err(GpuError::NoLibrary(
+            "NVRTC (libnvrtc.so), which compiles vigil's kernels (or set VIGIL_GPU_PTX to their PTX for this GPU, made by `vigil-gpu-ptx`)",
+        ));
     }
     cudarc::nvrtc::compile_ptx_with_opts(
         KERNELS,

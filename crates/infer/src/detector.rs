@@ -190,4 +190,72 @@ mod tests {
             .expect_err("fails");
         assert!(err.to_string().contains("out of memory"), "{err}");
     }
+
+    /// A backend that decodes on its device: candidates in network pixels, and how many
+    /// anchors held NaN or inf.
+    struct OnDevice(Vec<Detection>, u32, InputSpec);
+
+    impl Backend for OnDevice {
+        fn input(&self) -> &InputSpec {
+            &self.2
+        }
+        fn outputs(&self) -> &[OutputShape] {
+            &[]
+        }
+        fn run(&mut self, _: &[usize], _: &[f32]) -> Result<Vec<OutputTensor>, InferError> {
+            Err(InferError::Run("frames only".into()))
+        }
+        fn run_frame(&mut self, _: &RgbFrame<'_>) -> Result<Outputs, InferError> {
+            Ok(Outputs::Candidates {
+                candidates: self.0.clone(),
+                nonfinite: self.1,
+            })
+        }
+    }
+
+    #[test]
+    fn candidates_decoded_on_the_device_get_thresholds_nms_and_source_pixels() {
+        use vigil_detect::{BBox, ClassAttrs};
+        let spec = InputSpec {
+            name: "x".into(),
+            shape: vec![1, 3, 8, 8],
+            layout: TensorLayout::Nchw,
+            size: Some((8, 8)),
+        };
+        let det = |class, score, x| Detection {
+            class,
+            score,
+            bbox: BBox::new(x, 2.0, x + 2.0, 4.0),
+        };
+        // Two overlapping boxes of class 0 (NMS keeps one), class 1 under its own threshold.
+        let cands = vec![det(0, 0.9, 1.0), det(0, 0.8, 1.1), det(1, 0.5, 5.0)];
+        let mut post = PostprocessConfig::default();
+        post.nms.classes.insert(
+            1,
+            ClassAttrs {
+                threshold: Some(0.6),
+                ..ClassAttrs::default()
+            },
+        );
+        // A 16x16 frame letterboxed into 8x8: boxes double on the way back.
+        let lb = Letterbox::fit(16, 16, 8, 8, true, true);
+        let pixels = vec![0u8; 16 * 16 * 3];
+        let frame = RgbFrame {
+            width: 16,
+            height: 16,
+            pixels: &pixels,
+        };
+        let mut d = Detector::new(OnDevice(cands.clone(), 0, spec.clone()), post.clone());
+        let dets = d.detect_frame(&frame, &lb).expect("detects");
+        assert_eq!(dets.len(), 1, "{dets:?}");
+        assert_eq!(
+            (dets[0].class, dets[0].bbox),
+            (0, BBox::new(2.0, 4.0, 6.0, 8.0))
+        );
+        let mut bad = Detector::new(OnDevice(cands, 3, spec), post);
+        assert!(matches!(
+            bad.detect_frame(&frame, &lb),
+            Err(FrameError::NonFinite("model output"))
+        ));
+    }
 }

@@ -6,6 +6,8 @@
 //! back to the host, for NMS. Every CUDA and ONNX Runtime error is classified; a sticky one
 //! (error 700 and kin) ends the process (see [`crate::device`]).
 
+#![allow(unsafe_code)] // device addresses handed between ONNX Runtime and the kernels
+
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::IoBinding;
 use ort::value::{DynTensorValueType, Tensor};
@@ -23,7 +25,7 @@ impl From<GpuError> for InferError {
     fn from(e: GpuError) -> Self {
         match e {
             e if e.is_sticky() => Self::StickyDevice(e.to_string()),
-            e @ GpuError::NoLibrary(_) => Self::NoGpu(e.to_string()),
+            e @ GpuError::NoLibrary(lib) if lib.contains("libcuda") => Self::NoGpu(e.to_string()),
             e => Self::Run(e.to_string()),
         }
     }
@@ -44,6 +46,8 @@ struct Bound {
     decode: Option<(DecodeBuffers, f32)>,
     /// The decoder: only the outputs it reads come back to the host.
     layout: Layout,
+    /// The model's input with the bound shape.
+    input: InputSpec,
 }
 
 /// ONNX Runtime on a GPU, fed by vigil's kernels on the same stream.
@@ -144,12 +148,15 @@ impl GpuBackend {
                 got: shape,
             });
         }
+        let shape_i64: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        let (pre_w, pre_h) = (pre.net_w, pre.net_h);
+        let input = input.clone();
         let mut tensor = Tensor::<f32>::new(&self.allocator, shape.clone())
             .map_err(ort_err("allocating the input on the device"))?;
-        let input_ptr = RawF32 {
-            ptr: tensor.data_ptr_mut() as u64,
-            len: shape.iter().product(),
-        };
+        // SAFETY: the tensor holds that many f32 on device 0 (allocated for this shape by the
+        // session's CUDA allocator) and lives in `Bound` as long as the address is used.
+        let input_ptr =
+            unsafe { RawF32::new(tensor.data_ptr_mut() as u64, shape.iter().product()) };
         let mut binding = self
             .ort
             .session
@@ -192,6 +199,11 @@ impl GpuBackend {
             letterbox: None,
             decode,
             layout: decoder,
+            input: InputSpec {
+                shape: shape_i64,
+                size: Some((pre_w, pre_h)),
+                ..input.clone()
+            },
         });
         Ok(())
     }
@@ -232,6 +244,13 @@ impl GpuBackend {
             let value = outputs
                 .remove(o.name.as_str())
                 .ok_or_else(|| InferError::Run(format!("output `{}` missing", o.name)))?;
+            if value.dtype().tensor_type() != Some(ort::value::TensorElementType::Float32) {
+                return Err(InferError::Run(format!(
+                    "output `{}` is {:?}; vigil reads float32 outputs",
+                    o.name,
+                    value.dtype()
+                )));
+            }
             let shape: Vec<usize> = value
                 .dtype()
                 .tensor_shape()
@@ -240,10 +259,9 @@ impl GpuBackend {
             let tensor = value
                 .downcast::<DynTensorValueType>()
                 .map_err(ort_err("reading an output"))?;
-            let ptr = RawF32 {
-                ptr: tensor.data_ptr() as u64,
-                len: shape.iter().product(),
-            };
+            // SAFETY: a float32 output (checked above) of this shape, on the device it was bound
+            // to; the tensor is kept beside the address until the frame is done with it.
+            let ptr = unsafe { RawF32::new(tensor.data_ptr() as u64, shape.iter().product()) };
             raw.push((o.name.clone(), shape, ptr, tensor));
         }
         if decode && let Some((bufs, threshold)) = bound.decode.as_mut() {
@@ -254,6 +272,10 @@ impl GpuBackend {
                     raw[0].0
                 )));
             };
+            if bufs.capacity() < n {
+                // At most one candidate per anchor.
+                *bufs = self.gpu.decode_buffers(n)?;
+            }
             let decoded =
                 self.gpu
                     .decode_ultralytics(*ptr, c.saturating_sub(4), n, *threshold, bufs)?;
@@ -271,10 +293,15 @@ impl GpuBackend {
                 data: Vec::new(),
             })
             .collect();
-        let read: Vec<String> = vigil_detect::decoded_outputs(&stubs, Some(bound.layout))
-            .into_iter()
-            .map(|o| o.name.clone())
-            .collect();
+        // (The split layout's three outputs are matched by their lengths too: all come back.)
+        let read: Vec<String> = if bound.layout == Layout::SplitOutputs {
+            stubs.iter().map(|o| o.name.clone()).collect()
+        } else {
+            vigil_detect::decoded_outputs(&stubs, Some(bound.layout))
+                .into_iter()
+                .map(|o| o.name.clone())
+                .collect()
+        };
         let mut host = Vec::with_capacity(read.len());
         for (name, shape, ptr, _) in raw {
             if !read.contains(&name) {
@@ -292,8 +319,10 @@ impl GpuBackend {
 }
 
 impl Backend for GpuBackend {
+    /// The model's input as bound (its dynamic sizes fixed by the letterbox), so the warm-up
+    /// runs the very shape frames will have.
     fn input(&self) -> &InputSpec {
-        &self.ort.input
+        self.bound.as_ref().map_or(&self.ort.input, |b| &b.input)
     }
 
     fn outputs(&self) -> &[OutputShape] {
@@ -304,7 +333,7 @@ impl Backend for GpuBackend {
     /// bound input, outputs back on the host.
     fn run(&mut self, shape: &[usize], data: &[f32]) -> Result<Vec<OutputTensor>, InferError> {
         let bound = self.bound()?;
-        if shape != bound.shape || data.len() != bound.input_ptr.len {
+        if shape != bound.shape || data.len() != bound.input_ptr.len() {
             return Err(InferError::BadInputShape {
                 expected: bound.shape.iter().map(|&d| d as i64).collect(),
                 got: shape.to_vec(),

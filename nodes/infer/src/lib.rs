@@ -130,7 +130,7 @@ pub fn main() -> eyre::Result<()> {
             context_ms = backend.load_times.device.as_millis(),
             session_ms = backend.load_times.session.as_millis(),
             letterbox_on_gpu = resolved.config.letterbox_on_gpu(),
-            decode_on_gpu = backend.decodes_on_device(),
+            decode_on_gpu = backend.decodes_on_device() && resolved.config.letterbox_on_gpu(),
             "infer: the GPU path"
         );
         serve(backend, &cfg, &resolved, previous, &words)
@@ -529,6 +529,89 @@ mod tests {
             !err.is_sticky() && err.to_string().contains("illegal@"),
             "{err}"
         );
+    }
+
+    /// A GPU-style backend: takes decoded frames (a box scoring the first pixel / 255) and
+    /// breaks for good after a wild write.
+    struct FrameEcho(vigil_infer::InputSpec, bool);
+
+    impl Backend for FrameEcho {
+        fn input(&self) -> &vigil_infer::InputSpec {
+            &self.0
+        }
+        fn outputs(&self) -> &[vigil_detect::OutputShape] {
+            &[]
+        }
+        fn run(
+            &mut self,
+            _: &[usize],
+            _: &[f32],
+        ) -> Result<Vec<vigil_detect::OutputTensor>, vigil_infer::InferError> {
+            Err(vigil_infer::InferError::Run("frames only".into()))
+        }
+        fn run_frame(
+            &mut self,
+            frame: &RgbFrame<'_>,
+        ) -> Result<vigil_infer::Outputs, vigil_infer::InferError> {
+            if self.1 {
+                return Err(vigil_infer::InferError::run(
+                    "CUDA failure 700: an illegal memory access was encountered".into(),
+                ));
+            }
+            Ok(vigil_infer::Outputs::Raw(vec![
+                vigil_detect::OutputTensor {
+                    name: "out".into(),
+                    shape: vec![1, 1, 6],
+                    data: vec![1.0, 1.0, 3.0, 3.0, f32::from(frame.pixels[0]) / 255.0, 0.0],
+                },
+            ]))
+        }
+        fn break_device(&mut self) -> Result<(), vigil_infer::InferError> {
+            self.1 = true;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn decoded_frames_go_to_the_device_path_with_faults_and_rejection() {
+        let spec = vigil_infer::InputSpec {
+            name: "x".into(),
+            shape: vec![1, 4, 4, 3],
+            layout: vigil_detect::TensorLayout::Nhwc,
+            size: Some((4, 4)),
+        };
+        let plan: FaultPlan = "garbage@2,illegal@3".parse().expect("plan");
+        let mut detector = Detector::new(
+            Watched::new(Faulty::new(FrameEcho(spec, false), plan, None, true), None),
+            PostprocessConfig::default(),
+        );
+        let mut run = Run::new(None);
+        let pixels = vec![230u8; 4 * 4 * 3];
+        let msg = |seq| TensorMsg {
+            data: TensorData::Rgb8(&pixels),
+            shape: vec![4, 4, 3],
+            ..tensor(seq, &[])
+        };
+        let out = run.on_tensor(&mut detector, &msg(1));
+        assert!(out.detections.inferred(), "{:?}", out.detections.status);
+        assert!((out.detections.detections[0].score - 230.0 / 255.0).abs() < 1e-6);
+        let garbage = run.on_tensor(&mut detector, &msg(2));
+        assert!(matches!(
+            garbage.status,
+            Some(StatusMsg::Rejected { total: 1, .. })
+        ));
+        // illegal@3: the wild write, then the frame's own run meets the broken device.
+        let backend = detector.backend_mut().inner_mut();
+        backend.set_frame(3);
+        let pixels3 = [0u8; 48];
+        let err = backend
+            .run_frame(&RgbFrame {
+                width: 4,
+                height: 4,
+                pixels: &pixels3,
+            })
+            .expect_err("broken");
+        assert!(err.is_sticky(), "{err}");
     }
 
     #[test]

@@ -88,6 +88,11 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
     let mut pre = Preprocessor::new(cfg.pre.clone())?;
     if cfg.gpu_letterbox {
         tracing::info!("preprocess: sending decoded frames; the infer node letterboxes on its GPU");
+        if cfg.pre.reduced_decode {
+            tracing::warn!(
+                "preprocess: reduced_decode applies to the CPU letterbox only; frames are decoded in full for the GPU"
+            );
+        }
     }
     let mut tensor = Vec::new();
     let mut counts = Counts::default();

@@ -29,6 +29,10 @@ pub enum ResolveError {
         "{model}: the input size is dynamic ({input:?}); set preprocess.net_w and preprocess.net_h"
     )]
     DynamicSize { model: PathBuf, input: Vec<i64> },
+    #[error(
+        "{model}: model.cuda.cuda_graph needs fixed output shapes; {output} has dynamic ones (set cuda_graph: false)"
+    )]
+    CudaGraph { model: PathBuf, output: String },
 }
 
 /// What the model says about itself.
@@ -143,6 +147,18 @@ impl Resolved {
                 format!("{:?} ({} channel)", p.color, p.color.channels()).to_lowercase(),
                 "3 channels".to_owned(),
             ));
+        }
+        if config.model.cuda.cuda_graph
+            && config.model.provider.is_gpu()
+            && let Some(o) = model
+                .outputs
+                .iter()
+                .find(|o| o.dims.iter().any(Option::is_none))
+        {
+            return Err(ResolveError::CudaGraph {
+                model: path,
+                output: o.to_string(),
+            });
         }
         let decoder =
             choose_layout(&model.outputs, config.model.decoder.layout()).map_err(|mismatch| {

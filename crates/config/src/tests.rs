@@ -294,3 +294,28 @@ fn gpu_only_settings_need_a_gpu_provider_before_anything_starts() {
     assert!(!c.letterbox_on_gpu() && !c.model.tensorrt.fp16);
     assert_eq!(c.model.tensorrt.cache_dir, PathBuf::from("/var/cache/trt"));
 }
+
+#[test]
+fn a_cuda_graph_over_dynamic_outputs_is_refused_before_anything_starts() {
+    let mut c = Config::default();
+    c.model.path = PathBuf::from("/m.onnx");
+    c.model.provider = Provider::Cuda;
+    c.model.cuda.cuda_graph = true;
+    c.preprocess.net_w = Some(NetSize::try_from(320).expect("size"));
+    c.preprocess.net_h = Some(NetSize::try_from(320).expect("size"));
+    let dynamic = facts(&[-1, 3, -1, -1], &[("output0", &[None, Some(22), None])]);
+    let e = Resolved::from_facts(c.clone(), dynamic.clone())
+        .expect_err("dynamic outputs")
+        .to_string();
+    assert!(
+        e.contains("cuda_graph") && e.contains("`output0` [?, 22, ?]"),
+        "{e}"
+    );
+    let fixed = facts(
+        &[1, 3, 320, 320],
+        &[("output0", &[Some(1), Some(22), Some(2100)])],
+    );
+    Resolved::from_facts(c.clone(), fixed).expect("fixed outputs");
+    c.model.provider = Provider::Cpu;
+    Resolved::from_facts(c, dynamic).expect("no CUDA graph on the CPU");
+}

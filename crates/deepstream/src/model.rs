@@ -164,6 +164,7 @@ fn explain(nv: &Nvinfer, facts: &ModelFacts, e: ResolveError, run: &mut Run<'_>)
             }
         }
         ResolveError::Model(e) => format!("{}: {e}", nv.onnx.at()),
+        e @ ResolveError::CudaGraph { .. } => format!("{}: {e}", nv.onnx.at()),
     }
 }
 

@@ -48,6 +48,32 @@ struct Bound {
     layout: Layout,
     /// The model's input with the bound shape.
     input: InputSpec,
+    /// Which outputs the decoder reads, by the shapes of the first run.
+    read: Option<Vec<bool>>,
+}
+
+/// Which of a run's outputs (name, shape, …) the decoder for `layout` reads; the split
+/// layout's three are matched by their lengths too, so all of them come back.
+fn outputs_read(
+    raw: &[(String, Vec<usize>, RawF32, ort::value::DynTensor)],
+    layout: Layout,
+) -> Vec<bool> {
+    if layout == Layout::SplitOutputs {
+        return vec![true; raw.len()];
+    }
+    let stubs: Vec<OutputTensor> = raw
+        .iter()
+        .map(|(name, shape, ..)| OutputTensor {
+            name: name.clone(),
+            shape: shape.clone(),
+            data: Vec::new(),
+        })
+        .collect();
+    let read = vigil_detect::decoded_outputs(&stubs, Some(layout));
+    stubs
+        .iter()
+        .map(|o| read.iter().any(|r| r.name == o.name))
+        .collect()
 }
 
 /// ONNX Runtime on a GPU, fed by vigil's kernels on the same stream.
@@ -58,7 +84,6 @@ pub struct GpuBackend {
     allocator: Allocator,
     device_memory: MemoryInfo<'static>,
     ort: OrtBackend,
-    host: Vec<f32>,
     cuda_graph: bool,
     gpu: Gpu,
     /// How long opening the device (context, kernels) and creating the session took.
@@ -112,7 +137,6 @@ impl GpuBackend {
             ort,
             device_memory,
             allocator,
-            host: Vec::new(),
             cuda_graph: cfg.cuda.cuda_graph,
             gpu,
             load_times: LoadTimes { device, session },
@@ -204,6 +228,7 @@ impl GpuBackend {
                 size: Some((pre_w, pre_h)),
                 ..input.clone()
             },
+            read: None,
         });
         Ok(())
     }
@@ -285,34 +310,15 @@ impl GpuBackend {
             });
         }
         // Only what the decoder reads comes back (CenterNet's heatmaps stay on the device).
-        let stubs: Vec<OutputTensor> = raw
-            .iter()
-            .map(|(name, shape, ..)| OutputTensor {
-                name: name.clone(),
-                shape: shape.clone(),
-                data: Vec::new(),
-            })
-            .collect();
-        // (The split layout's three outputs are matched by their lengths too: all come back.)
-        let read: Vec<String> = if bound.layout == Layout::SplitOutputs {
-            stubs.iter().map(|o| o.name.clone()).collect()
-        } else {
-            vigil_detect::decoded_outputs(&stubs, Some(bound.layout))
-                .into_iter()
-                .map(|o| o.name.clone())
-                .collect()
-        };
-        let mut host = Vec::with_capacity(read.len());
-        for (name, shape, ptr, _) in raw {
-            if !read.contains(&name) {
-                continue;
+        let layout = bound.layout;
+        let read = bound.read.get_or_insert_with(|| outputs_read(&raw, layout));
+        let mut host = Vec::with_capacity(raw.len());
+        for ((name, shape, ptr, _), &wanted) in raw.into_iter().zip(read.iter()) {
+            if wanted {
+                let mut data = Vec::new();
+                self.gpu.download_raw(ptr, &mut data)?;
+                host.push(OutputTensor { name, shape, data });
             }
-            self.gpu.download_raw(ptr, &mut self.host)?;
-            host.push(OutputTensor {
-                name,
-                shape,
-                data: self.host.clone(),
-            });
         }
         Ok(Outputs::Raw(host))
     }

@@ -431,14 +431,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_loop_infers_rejects_and_counts_without_dora() {
-        let echo = Echo(vigil_infer::InputSpec {
+    /// The 4x4 NHWC input every fake model here takes.
+    fn spec() -> vigil_infer::InputSpec {
+        vigil_infer::InputSpec {
             name: "x".into(),
             shape: vec![1, 4, 4, 3],
             layout: vigil_detect::TensorLayout::Nhwc,
             size: Some((4, 4)),
-        });
+        }
+    }
+
+    #[test]
+    fn the_loop_infers_rejects_and_counts_without_dora() {
+        let echo = Echo(spec());
         let plan: FaultPlan = "garbage@4".parse().expect("plan");
         let mut detector = Detector::new(
             Watched::new(Faulty::new(echo, plan, None, true), None),
@@ -475,7 +480,8 @@ mod tests {
         run.finish(0).expect("one frame inferred: a success");
     }
 
-    /// [`Echo`] on a device that a wild write breaks for good, as CUDA does.
+    /// [`Echo`] on a device that a wild write breaks for good, as CUDA does; it takes decoded
+    /// frames too, as the GPU backend does.
     struct Fragile(Echo, bool);
 
     impl Backend for Fragile {
@@ -497,6 +503,14 @@ mod tests {
             }
             self.0.run(shape, data)
         }
+        /// A decoded frame: [`Echo`]'s box, scoring the first pixel / 255.
+        fn run_frame(
+            &mut self,
+            frame: &RgbFrame<'_>,
+        ) -> Result<vigil_infer::Outputs, vigil_infer::InferError> {
+            let score = [f32::from(frame.pixels[0]) / 255.0];
+            self.run(&[], &score).map(vigil_infer::Outputs::Raw)
+        }
         fn break_device(&mut self) -> Result<(), vigil_infer::InferError> {
             self.1 = true;
             Ok(())
@@ -505,14 +519,8 @@ mod tests {
 
     #[test]
     fn illegal_breaks_the_device_and_the_real_error_that_follows_is_sticky() {
-        let spec = vigil_infer::InputSpec {
-            name: "x".into(),
-            shape: vec![1, 4, 4, 3],
-            layout: vigil_detect::TensorLayout::Nhwc,
-            size: Some((4, 4)),
-        };
         let plan: FaultPlan = "illegal@2".parse().expect("plan");
-        let mut faulty = Faulty::new(Fragile(Echo(spec.clone()), false), plan.clone(), None, true);
+        let mut faulty = Faulty::new(Fragile(Echo(spec()), false), plan.clone(), None, true);
         let data = vec![0.9f32; 48];
         faulty.set_frame(1);
         faulty.run(&[1, 4, 4, 3], &data).expect("before the fault");
@@ -522,7 +530,7 @@ mod tests {
         faulty.set_frame(3);
         assert!(faulty.run(&[1, 4, 4, 3], &data).is_err(), "for good");
         // A backend with no GPU context says so instead of pretending.
-        let mut cpu = Faulty::new(Echo(spec), plan, None, true);
+        let mut cpu = Faulty::new(Echo(spec()), plan, None, true);
         cpu.set_frame(2);
         let err = cpu.run(&[1, 4, 4, 3], &data).expect_err("no device");
         assert!(
@@ -531,58 +539,14 @@ mod tests {
         );
     }
 
-    /// A GPU-style backend: takes decoded frames (a box scoring the first pixel / 255) and
-    /// breaks for good after a wild write.
-    struct FrameEcho(vigil_infer::InputSpec, bool);
-
-    impl Backend for FrameEcho {
-        fn input(&self) -> &vigil_infer::InputSpec {
-            &self.0
-        }
-        fn outputs(&self) -> &[vigil_detect::OutputShape] {
-            &[]
-        }
-        fn run(
-            &mut self,
-            _: &[usize],
-            _: &[f32],
-        ) -> Result<Vec<vigil_detect::OutputTensor>, vigil_infer::InferError> {
-            Err(vigil_infer::InferError::Run("frames only".into()))
-        }
-        fn run_frame(
-            &mut self,
-            frame: &RgbFrame<'_>,
-        ) -> Result<vigil_infer::Outputs, vigil_infer::InferError> {
-            if self.1 {
-                return Err(vigil_infer::InferError::run(
-                    "CUDA failure 700: an illegal memory access was encountered".into(),
-                ));
-            }
-            Ok(vigil_infer::Outputs::Raw(vec![
-                vigil_detect::OutputTensor {
-                    name: "out".into(),
-                    shape: vec![1, 1, 6],
-                    data: vec![1.0, 1.0, 3.0, 3.0, f32::from(frame.pixels[0]) / 255.0, 0.0],
-                },
-            ]))
-        }
-        fn break_device(&mut self) -> Result<(), vigil_infer::InferError> {
-            self.1 = true;
-            Ok(())
-        }
-    }
-
     #[test]
     fn decoded_frames_go_to_the_device_path_with_faults_and_rejection() {
-        let spec = vigil_infer::InputSpec {
-            name: "x".into(),
-            shape: vec![1, 4, 4, 3],
-            layout: vigil_detect::TensorLayout::Nhwc,
-            size: Some((4, 4)),
-        };
         let plan: FaultPlan = "garbage@2,illegal@3".parse().expect("plan");
         let mut detector = Detector::new(
-            Watched::new(Faulty::new(FrameEcho(spec, false), plan, None, true), None),
+            Watched::new(
+                Faulty::new(Fragile(Echo(spec()), false), plan, None, true),
+                None,
+            ),
             PostprocessConfig::default(),
         );
         let mut run = Run::new(None);

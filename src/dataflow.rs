@@ -24,6 +24,9 @@ const REPLAY_MAX_RESTARTS: u64 = 2;
 /// The device's configuration, relative to the project folder.
 pub const DEFAULT_CONFIG: &str = "vigil.yml";
 
+/// Restarts a replay allows infer when a fault comes on every frame.
+const REPLAY_LOOP_RESTARTS: u64 = 200;
+
 /// The vigil.yml keys a replay sets itself, and the flag that sets each: every other setting
 /// a replay node sees is the device's (and `--set` may not reach these).
 pub const REPLAY_OWNED: &[(&str, &str)] = &[
@@ -34,6 +37,7 @@ pub const REPLAY_OWNED: &[(&str, &str)] = &[
     ("infer.faults", "--faults"),
     ("infer.deadline_ms", "--deadline-ms"),
     ("infer.state_dir", "--workdir"),
+    ("infer.standby", "--standby"),
 ];
 
 /// Refuses `--set` on a key the replay owns, naming the flag to use instead.
@@ -59,8 +63,11 @@ pub struct ReplayOptions {
     pub monitor_port: Option<u16>,
     pub audit: Option<PathBuf>,
     pub flight_dir: Option<PathBuf>,
-    /// Infer processes sharing the frames (1: the dataflow as declared).
+    /// Infer processes sharing the frames.
     pub infer_workers: usize,
+    /// Warm infer processes held in reserve besides them (`None`: vigil.yml's
+    /// `infer.standby`).
+    pub standby: Option<u32>,
     /// Realtime: play at this rate instead of the recorded times.
     pub fps: Option<f64>,
     /// Where the sink writes the run's summary (frames by status, latency).
@@ -126,6 +133,9 @@ impl ReplayOptions {
         );
         if let Some(d) = self.deadline_ms {
             set("infer.deadline_ms", d.to_string());
+        }
+        if let Some(n) = self.standby {
+            set("infer.standby", n.to_string());
         }
         set(
             "infer.state_dir",
@@ -259,13 +269,16 @@ pub fn replay_dataflow(
         })
         .cloned()
         .collect();
+    fold_infer(&mut nodes)?;
     let present: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
     // Parsed here too, so that a bad plan is refused before anything starts.
     let fatal_faults = match &opts.faults {
         Some(f) => f
             .parse::<vigil_infer_node::FaultPlan>()
             .map_err(|e| eyre!("--faults {f}: {e}"))?
-            .fatal() as u64,
+            .fatal()
+            // A fault on every frame: the crash-loop breaker bounds the restarts.
+            .map_or(REPLAY_LOOP_RESTARTS, |n| n as u64),
         None => 0,
     };
     let mut source = source.clone();
@@ -372,8 +385,10 @@ pub fn replay_dataflow(
     };
     config_env(&mut sink, &source);
     nodes.push(sink);
-    if opts.infer_workers > 1 {
-        split_infer(&mut nodes, opts.infer_workers)?;
+    let standby = source.load()?.infer.standby as usize;
+    let processes = opts.infer_workers.max(1) + standby;
+    if processes > 1 {
+        split_infer(&mut nodes, processes, opts.infer_workers.max(1))?;
     }
     let flow = Dataflow { nodes };
     flow.check()
@@ -381,16 +396,72 @@ pub fn replay_dataflow(
     Ok(flow)
 }
 
-/// Shares the frames between `workers` infer processes: each `infer_K` (one ONNX Runtime
+/// Is `id` one of the graph's infer processes (`infer`, `infer_K`)?
+fn is_infer(id: &str) -> bool {
+    id == node::INFER
+        || id
+            .strip_prefix(node::INFER)
+            .and_then(|k| k.strip_prefix('_'))
+            .is_some_and(|k| k.parse::<usize>().is_ok())
+}
+
+/// The graph with its infer processes folded into one `infer` node (the first of them, its
+/// ports plain): what [`split_infer`] deals out again.
+fn fold_infer(nodes: &mut Vec<NodeSpec>) -> eyre::Result<()> {
+    let at = nodes
+        .iter()
+        .position(|n| is_infer(&n.id))
+        .ok_or_else(|| eyre!("the dataflow has no infer node"))?;
+    let mut infer = nodes.remove(at);
+    nodes.retain(|n| !is_infer(&n.id));
+    infer.id = node::INFER.into();
+    if let Some(input) = infer.inputs.get_mut(port::TENSOR) {
+        *input = input.with_source(topology::source(node::PREPROCESS, port::TENSOR));
+    }
+    nodes.insert(at, infer);
+    for n in nodes.iter_mut() {
+        if n.id == node::PREPROCESS {
+            let tensors = n
+                .outputs
+                .iter()
+                .filter(|o| topology::split_worker_port(o).0 == port::TENSOR)
+                .count();
+            n.outputs
+                .retain(|o| topology::split_worker_port(o).0 != port::TENSOR);
+            if tensors > 0 {
+                n.outputs.insert(0, port::TENSOR.into());
+            }
+        }
+        // `detections_K` from infer_K … become one `detections` from infer.
+        let folded: Vec<(String, Input)> = n
+            .inputs
+            .iter()
+            .filter(|(_, i)| i.from_node().is_some_and(is_infer))
+            .map(|(name, i)| {
+                let base = topology::split_worker_port(name).0.to_owned();
+                let from = i.source().rsplit('/').next().unwrap_or_default().to_owned();
+                (base, i.with_source(topology::source(node::INFER, &from)))
+            })
+            .collect();
+        n.inputs.retain(|_, i| !i.from_node().is_some_and(is_infer));
+        for (name, input) in folded {
+            n.inputs.entry(name).or_insert(input);
+        }
+    }
+    Ok(())
+}
+
+/// Shares the frames between `processes` infer processes: each `infer_K` (one ONNX Runtime
 /// thread unless vigil.yml sets threads) asks for work on `ready_K` and gets it on `tensor_K`,
-/// and the track node merges `detections_K` back into frame order.
-fn split_infer(nodes: &mut Vec<NodeSpec>, workers: usize) -> eyre::Result<()> {
+/// and the track node merges `detections_K` back into frame order. Those of them vigil.yml
+/// holds in reserve (`infer.standby`) are sent frames only when an active one is gone.
+fn split_infer(nodes: &mut Vec<NodeSpec>, processes: usize, workers: usize) -> eyre::Result<()> {
     let at = nodes
         .iter()
         .position(|n| n.id == node::INFER)
         .ok_or_else(|| eyre!("the dataflow has no infer node"))?;
     let infer = nodes.remove(at);
-    for k in (0..workers).rev() {
+    for k in (0..processes).rev() {
         let mut w = infer.clone();
         w.id = topology::worker_id(k);
         if let Some(input) = w.inputs.get_mut(port::TENSOR) {
@@ -399,40 +470,31 @@ fn split_infer(nodes: &mut Vec<NodeSpec>, workers: usize) -> eyre::Result<()> {
                 &topology::worker_port(port::TENSOR, k),
             ));
         }
-        // One ONNX Runtime thread each, unless vigil.yml says how many.
+        // Several at work: one ONNX Runtime thread each, unless vigil.yml says how many.
         let mut source = Source::from_lookup(|key| w.env.get(key).cloned())?;
-        let config = source.load()?;
-        if config.model.threads == 0 {
+        if workers > 1 && source.load()?.model.threads == 0 {
             source.overrides.push("model.threads=1".parse()?);
+            config_env(&mut w, &source);
         }
-        // Live, a fault comes on the first frame a process takes at or after its own: the
-        // first worker alone injects them, so each happens once (lock-step, each on its
-        // planned frame, whichever worker gets it).
-        let live = w
-            .env
-            .get(env::ORDER)
-            .is_none_or(|o| o == Order::Live.as_str());
-        if k > 0 && live && !config.infer.faults.is_empty() {
-            source.overrides.push(Override {
-                path: vec!["infer".into(), "faults".into()],
-                value: "\"\"".into(),
-            });
-        }
-        config_env(&mut w, &source);
         nodes.insert(at, w);
     }
     for n in nodes.iter_mut() {
         if n.id == node::PREPROCESS {
+            let at = n
+                .outputs
+                .iter()
+                .position(|o| o == port::TENSOR)
+                .unwrap_or(0);
             n.outputs.retain(|o| o != port::TENSOR);
-            n.outputs
-                .extend((0..workers).map(|k| topology::worker_port(port::TENSOR, k)));
-            n.env.insert(env::WORKERS.into(), workers.to_string());
+            for k in (0..processes).rev() {
+                n.outputs.insert(at, topology::worker_port(port::TENSOR, k));
+            }
         }
         // `detections` / `status` / `ready` from infer become `detections_K` / `status_K` /
         // `ready_K` from infer_K.
         for name in [port::DETECTIONS, port::STATUS, port::READY] {
             if let Some(input) = n.inputs.remove(name) {
-                for k in 0..workers {
+                for k in 0..processes {
                     n.inputs.insert(
                         topology::worker_port(name, k),
                         input.with_source(topology::source(&topology::worker_id(k), name)),
@@ -814,7 +876,8 @@ mod tests {
             [
                 node::CAMERA,
                 node::PREPROCESS,
-                node::INFER,
+                "infer_0",
+                "infer_1",
                 node::TRACK,
                 node::PREVIEW,
                 node::MONITOR
@@ -830,7 +893,8 @@ mod tests {
                 n.path, "target/release/vigil",
                 "every node runs the one binary"
             );
-            assert_eq!(n.vigil_node(), Some(n.id.as_str()));
+            let runs = if is_infer(&n.id) { node::INFER } else { &n.id };
+            assert_eq!(n.vigil_node(), Some(runs));
             assert!(known.iter().any(|k| Some(k.as_str()) == n.vigil_node()));
             // No setting lives in dataflow.yml: each node names vigil.yml and nothing else.
             assert_eq!(
@@ -843,18 +907,36 @@ mod tests {
         let bad = Dataflow::parse("nodes:\n  - id: a\n    path: x\n    inputs:\n      x: b/y\n")
             .expect("parses");
         assert!(bad.check().is_err());
+        // Two infer processes, one of them standing by (vigil.yml), as the preprocess node
+        // counts them from its outputs.
+        let pre = flow.node(node::PREPROCESS).expect("preprocess");
+        let standby = config_of(&flow, node::PREPROCESS, &root()).infer.standby;
+        assert_eq!(
+            vigil_preprocess::Config::workers(pre.outputs.iter().map(String::as_str), standby),
+            Ok(2)
+        );
+        assert_eq!(standby, 1);
+        let monitor = flow.node(node::MONITOR).expect("monitor");
+        assert_eq!(monitor.inputs[port::ROLES].source(), "preprocess/roles");
     }
 
     #[test]
     fn every_node_of_a_replay_sees_the_config_the_device_runs() {
         let dev = device();
-        let device_config = config_of(&dev, node::INFER, &root());
-        // A lock-step replay: the one difference is where infer keeps its last words (in
-        // the replay's own folder, so that replays never read each other's).
+        let device_config = config_of(&dev, "infer_0", &root());
+        // A lock-step replay (one process at work, one standing by, as on the device): the
+        // one difference is where infer keeps its last words (in the replay's own folder, so
+        // that replays never read each other's).
         let lockstep = replay_of(&ReplayOptions::default());
-        for id in [node::PREPROCESS, node::INFER, node::TRACK] {
+        assert_eq!(
+            config_of(&dev, "infer_1", &root()),
+            device_config,
+            "both infer processes read one config"
+        );
+        for id in [node::PREPROCESS, "infer_0", "infer_1", node::TRACK] {
+            let on_device = if id == "infer_1" { "infer_0" } else { id };
             assert_eq!(
-                config_of(&dev, id, &root()),
+                config_of(&dev, on_device, &root()),
                 device_config,
                 "every device node reads one config"
             );
@@ -881,7 +963,8 @@ mod tests {
         });
         for id in [
             node::PREPROCESS,
-            node::INFER,
+            "infer_0",
+            "infer_1",
             node::TRACK,
             node::PREVIEW,
             node::MONITOR,
@@ -902,11 +985,30 @@ mod tests {
             infer_workers: 2,
             ..ReplayOptions::default()
         });
-        let diff = differing(
-            &device_config,
-            &config_of(&split, &topology::worker_id(1), Path::new("/")),
+        for k in 0..3 {
+            let diff = differing(
+                &device_config,
+                &config_of(&split, &topology::worker_id(k), Path::new("/")),
+            );
+            assert_eq!(diff, ["infer.state_dir", "model.threads"]);
+        }
+        assert!(
+            split.node("infer_3").is_none(),
+            "two at work, one standing by"
         );
-        assert_eq!(diff, ["infer.state_dir", "model.threads"]);
+        // `--standby 0`: the replay owns the key, and the graph has no process to spare.
+        let alone = replay_of(&ReplayOptions {
+            standby: Some(0),
+            ..ReplayOptions::default()
+        });
+        assert!(alone.node(node::INFER).is_some() && alone.node("infer_1").is_none());
+        assert_eq!(
+            differing(
+                &device_config,
+                &config_of(&alone, node::INFER, Path::new("/"))
+            ),
+            ["infer.standby", "infer.state_dir"]
+        );
     }
 
     #[test]
@@ -929,7 +1031,10 @@ mod tests {
 
     #[test]
     fn replay_dataflow_swaps_camera_for_replay_and_adds_the_sink() {
-        let flow = replay_of(&ReplayOptions::default());
+        let flow = replay_of(&ReplayOptions {
+            standby: Some(0),
+            ..ReplayOptions::default()
+        });
         let ids: Vec<&str> = flow.nodes.iter().map(|n| n.id.as_str()).collect();
         assert_eq!(
             ids,
@@ -984,15 +1089,18 @@ mod tests {
         // Each worker asks for its own frames; frames not sent still reach the tracker.
         let pre = split.node(node::PREPROCESS).expect("p");
         assert_eq!(pre.inputs["ready_1"].source(), "infer_1/ready");
-        assert_eq!(pre.outputs, ["skipped", "tensor_0", "tensor_1"]);
+        assert_eq!(
+            pre.outputs,
+            ["tensor_0", "tensor_1", "tensor_2", "skipped", "roles"]
+        );
         assert_eq!(pre.env[env::ORDER], "live");
         assert_eq!(
             split.node(node::TRACK).expect("t").inputs[port::SKIPPED].source(),
             "preprocess/skipped"
         );
-        // Live, faults come from the first worker only (each once); lock-step, from all (each
-        // on its planned frame, whichever worker takes it).
-        for (realtime, second) in [(true, ""), (false, "segv@30")] {
+        // Every process holds the plan; whichever meets a fault first injects it (the fault
+        // ledger in the state folder), so each comes once, standby or not.
+        for realtime in [true, false] {
             let flow = replay_of(&ReplayOptions {
                 infer_workers: 2,
                 realtime,
@@ -1001,8 +1109,8 @@ mod tests {
             });
             let faults = |id| config_of(&flow, id, &root()).infer.faults.to_string();
             assert_eq!(
-                (faults("infer_0"), faults("infer_1")),
-                ("segv@30".into(), second.into())
+                (faults("infer_0"), faults("infer_2")),
+                ("segv@30".into(), "segv@30".into())
             );
             assert_eq!(
                 flow.node("infer_1").expect("w").env[env::ORDER],

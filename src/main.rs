@@ -136,6 +136,11 @@ struct ReplayArgs {
     /// per core, at most 4, for the CPU provider; 1 for an accelerator].
     #[arg(long)]
     infer_workers: Option<usize>,
+    /// Warm infer processes held in reserve: when an active one dies (or, realtime, holds a
+    /// frame past `infer.takeover_ms`) the next frame goes to one at once; 0: off
+    /// [default: vigil.yml's `infer.standby`].
+    #[arg(long)]
+    standby: Option<u32>,
 }
 
 /// What `vigil node` runs (the names dataflow.yml's `args: node <name>` use).
@@ -213,6 +218,7 @@ fn main() -> eyre::Result<()> {
                 flight_dir,
                 set,
                 infer_workers,
+                standby,
             } = *args;
             let set = overrides(&set)?;
             dataflow::check_replay_overrides(&set)?;
@@ -237,6 +243,7 @@ fn main() -> eyre::Result<()> {
                 flight_dir,
                 infer_workers: infer_workers
                     .unwrap_or_else(|| dataflow::default_workers(&run.resolved.config)),
+                standby,
                 stats: None,
             };
             let stats = dataflow::replay(&recording, &output, &run, &opts)?;

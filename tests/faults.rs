@@ -1,9 +1,11 @@
 //! The fault test: a realtime replay (recorded timing, 30 s at 30 fps) with an `abort`, a
-//! `segv`, a `hang` and a `sticky` device error injected into the infer node at known frames,
-//! plus one frame of NaN output, through the real dora runtime. Only infer may die: the
-//! preview must show every camera frame, detections must resume within 1.5 s of each fault
-//! (of the watchdog deadline, for the hang), the audit must hold one restart row per fault with
-//! the right cause and a readable flight recording, and the dataflow must end cleanly.
+//! `segv`, a `hang` and a `sticky` device error injected into the infer processes at known
+//! frames, plus one frame of NaN output, through the real dora runtime, with the device's hot
+//! standby. Only infer may die: the preview must show every camera frame, at most one frame
+//! per fault may go out without fresh detections (the one the process died on), the audit must
+//! hold one restart row per fault with the right cause and a readable flight recording,
+//! `/health` must have shown each process active in turn with a standby ready, and the
+//! dataflow must end cleanly.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +23,20 @@ const FAULTS: [(&str, u64, &str); 4] = [
     ("sticky", 600, "sticky device error"),
 ];
 const GARBAGE_AT: u64 = 750;
+/// Frames that may go out without fresh detections per fault: the one the process died on.
+const WITHOUT_PER_FAULT: i64 = 1;
+
+/// One HTTP/1.0 GET of `/health` on the monitor: its JSON, if it answered.
+fn health(port: u16) -> Option<serde_json::Value> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    c.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .ok()?;
+    write!(c, "GET /health HTTP/1.0\r\n\r\n").ok()?;
+    let mut text = String::new();
+    c.read_to_string(&mut text).ok()?;
+    serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
+}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -67,7 +83,11 @@ fn injected_faults_cost_no_video_and_leave_evidence() {
         .map(|(kind, seq, _)| format!("{kind}@{seq}"))
         .chain([format!("garbage@{GARBAGE_AT}")])
         .collect();
-    let output = Command::new(env!("CARGO_BIN_EXE_vigil"))
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .current_dir(root())
         .arg("replay")
         .arg(&rec)
@@ -75,14 +95,37 @@ fn injected_faults_cost_no_video_and_leave_evidence() {
         .arg(&out)
         .args(["--realtime", "--faults", &faults.join(",")])
         .args(["--deadline-ms", &DEADLINE_MS.to_string()])
-        // The device's graph: one infer process.
+        // The device's graph: one infer process at work, one standing by (vigil.yml).
         .args(["--infer-workers", "1"])
+        .args(["--monitor-port", &port.to_string()])
         // The customer's setting: inference on every 3rd frame.
         .args(["--set", "preprocess.interval=3"])
         .arg("--workdir")
         .arg(dir.path().join("work"))
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("vigil runs");
+    // What /health said while it ran: (the active process, a standby ready).
+    let watcher = std::thread::spawn(move || {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..900 {
+            if let Some(h) = health(port) {
+                let active = h["infer"].as_array().and_then(|ps| {
+                    ps.iter()
+                        .find(|p| p["role"] == "active")
+                        .and_then(|p| p["node"].as_str().map(str::to_owned))
+                });
+                seen.insert((active, h["standby_ready"].as_bool()));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if seen.len() > 8 {
+                break;
+            }
+        }
+        seen
+    });
+    let output = child.wait_with_output().expect("vigil runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
@@ -152,9 +195,24 @@ fn injected_faults_cost_no_video_and_leave_evidence() {
         FAULTS.len(),
         "one restart row per fault: {rows:?}"
     );
+    let seen = watcher.join().expect("watcher");
+    eprintln!("/health said (active, standby ready): {seen:?}");
+    for node in ["infer_0", "infer_1"] {
+        assert!(
+            seen.contains(&(Some(node.to_owned()), Some(true))),
+            "{node} active with a standby ready: {seen:?}"
+        );
+    }
     for (row, (kind, seq, cause)) in rows.iter().zip(FAULTS) {
         // On the planned frame, or the first the detector took after it (live pacing).
         assert_eq!(row.cause.as_str(), cause, "{kind}");
+        let without = row
+            .frames_without
+            .unwrap_or_else(|| panic!("{kind}: detections never resumed"));
+        assert!(
+            without <= WITHOUT_PER_FAULT,
+            "{kind}: {without} frames without fresh detections"
+        );
         assert!(
             (seq..seq + FPS).contains(&row.fault_seq),
             "{kind}: planned at {seq}, happened at {}",

@@ -77,8 +77,10 @@ fn sample_replay_is_lossless_deterministic_and_matches_the_snapshot() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rec = root().join("recordings/vtest-100.mcap");
     let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
-    replay(&rec, &a, &[]);
-    // The second names the CPU letterbox (what `auto` picks with the CPU provider).
+    // One infer process, no standby.
+    replay(&rec, &a, &["--infer-workers", "1", "--standby", "0"]);
+    // The second names the CPU letterbox (what `auto` picks with the CPU provider), and runs
+    // as configured: a worker per core, one process standing by.
     replay(&rec, &b, &["--set", "preprocess.device=cpu"]);
     let (bytes_a, bytes_b) = (std::fs::read(&a).expect("a"), std::fs::read(&b).expect("b"));
     assert_eq!(
@@ -92,6 +94,26 @@ fn sample_replay_is_lossless_deterministic_and_matches_the_snapshot() {
         bytes_a,
         std::fs::read(&c).expect("c"),
         "the output does not depend on how many infer processes share the frames"
+    );
+    // The process at work dies on frame 40: the standby takes over, the lost frame comes
+    // again (and is not faulted again): the same bytes.
+    let d = dir.path().join("d.jsonl");
+    replay(
+        &rec,
+        &d,
+        &[
+            "--infer-workers",
+            "1",
+            "--standby",
+            "1",
+            "--faults",
+            "segv@40",
+        ],
+    );
+    assert_eq!(
+        bytes_a,
+        std::fs::read(&d).expect("d"),
+        "the output does not depend on a standby taking over"
     );
     let frames = lines(&a);
     let seqs: Vec<u64> = frames

@@ -67,11 +67,20 @@ impl FromStr for Fault {
 /// Faults by the frame sequence number that triggers them; in vigil.yml the string form.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct FaultPlan(BTreeMap<u64, Fault>);
+pub struct FaultPlan {
+    once: BTreeMap<u64, Fault>,
+    /// `kind@N..`: on every frame from N on (a detector that dies on every frame).
+    every: Option<(u64, Fault)>,
+}
 
 impl fmt::Display for FaultPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let items: Vec<String> = self.0.iter().map(|(seq, k)| format!("{k}@{seq}")).collect();
+        let items: Vec<String> = self
+            .once
+            .iter()
+            .map(|(seq, k)| format!("{k}@{seq}"))
+            .chain(self.every.map(|(seq, k)| format!("{k}@{seq}..")))
+            .collect();
         f.write_str(&items.join(","))
     }
 }
@@ -106,49 +115,73 @@ impl FaultPlan {
         if done.is_some_and(|d| seq <= d) || from > seq {
             return None;
         }
-        self.0.range(from..=seq).next().map(|(&at, &f)| (at, f))
+        self.once
+            .range(from..=seq)
+            .next()
+            .map(|(&at, &f)| (at, f))
+            .or_else(|| {
+                self.every
+                    .filter(|(start, _)| seq >= *start)
+                    .map(|(_, f)| (seq, f))
+            })
     }
 
     #[must_use]
     pub fn has(&self, fault: Fault) -> bool {
-        self.0.values().any(|&f| f == fault)
+        self.once
+            .values()
+            .chain(self.every.as_ref().map(|(_, f)| f))
+            .any(|&f| f == fault)
     }
 
     #[must_use]
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.once.len() + usize::from(self.every.is_some())
     }
 
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 
-    /// How many of the planned faults end the process.
+    /// How many of the planned faults end the process (`None`: a fatal one on every frame
+    /// from some frame on, without end).
     #[must_use]
-    pub fn fatal(&self) -> usize {
-        self.0.values().filter(|f| f.is_fatal()).count()
+    pub fn fatal(&self) -> Option<usize> {
+        if self.every.is_some_and(|(_, f)| f.is_fatal()) {
+            return None;
+        }
+        Some(self.once.values().filter(|f| f.is_fatal()).count())
     }
 }
 
 impl FromStr for FaultPlan {
     type Err = String;
-    /// `kind@seq` items separated by commas; empty is no fault.
+    /// `kind@seq` items separated by commas, and at most one `kind@seq..` (on every frame
+    /// from `seq` on); empty is no fault.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut plan = BTreeMap::new();
+        let mut plan = Self::default();
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let (kind, seq) = item
                 .split_once('@')
                 .ok_or_else(|| format!("`{item}` is not kind@seq"))?;
+            let (seq, every) = match seq.trim().strip_suffix("..") {
+                Some(start) => (start, true),
+                None => (seq.trim(), false),
+            };
             let seq: u64 = seq
-                .trim()
                 .parse()
                 .map_err(|e| format!("`{item}`: frame sequence number: {e}"))?;
-            if plan.insert(seq, kind.parse()?).is_some() {
+            let kind: Fault = kind.parse()?;
+            if every {
+                if plan.every.replace((seq, kind)).is_some() {
+                    return Err(format!("`{item}`: one `kind@N..` at most"));
+                }
+            } else if plan.once.insert(seq, kind).is_some() {
                 return Err(format!("two faults at frame {seq}"));
             }
         }
-        Ok(Self(plan))
+        Ok(plan)
     }
 }
 
@@ -159,7 +192,7 @@ mod tests {
     #[test]
     fn plan_parses_and_each_fault_comes_once_on_the_first_frame_at_or_after_its_own() {
         let plan: FaultPlan = "abort@10, segv@20,garbage@5".parse().expect("parses");
-        assert_eq!((plan.len(), plan.fatal()), (3, 2));
+        assert_eq!((plan.len(), plan.fatal()), (3, Some(2)));
         let live = |seq, done| plan.due(seq, done, false);
         assert_eq!(live(4, None), None);
         assert_eq!(live(5, None), Some((5, Fault::Garbage)));
@@ -177,8 +210,28 @@ mod tests {
         assert_eq!(exact(10, Some(10)), None, "it killed the predecessor");
         assert_eq!(exact(20, Some(10)), Some((20, Fault::Segv)));
         assert!("".parse::<FaultPlan>().expect("empty").is_empty());
-        for bad in ["abort", "melt@3", "abort@x", "abort@1,segv@1"] {
+        for bad in [
+            "abort",
+            "melt@3",
+            "abort@x",
+            "abort@1,segv@1",
+            "segv@1..,abort@5..",
+            "segv@..",
+        ] {
             assert!(bad.parse::<FaultPlan>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_fault_on_every_frame_from_some_frame_on() {
+        let plan: FaultPlan = "garbage@2,segv@10..".parse().expect("parses");
+        assert_eq!(plan.to_string(), "garbage@2,segv@10..");
+        assert_eq!(plan.fatal(), None, "no end to them");
+        assert_eq!(plan.due(9, Some(2), false), None);
+        assert_eq!(plan.due(10, Some(2), false), Some((10, Fault::Segv)));
+        // Each frame is its own plan: the next process dies on the next frame it takes.
+        assert_eq!(plan.due(14, Some(10), false), Some((14, Fault::Segv)));
+        assert_eq!(plan.due(14, Some(14), false), None);
+        assert_eq!(plan.due(15, None, true), Some((15, Fault::Segv)));
     }
 }

@@ -255,9 +255,18 @@ pub struct Infer {
     pub deadline_ms: u64,
     /// Fault injection for drills and tests, e.g. `abort@300,segv@600,sticky@900`.
     pub faults: FaultPlan,
-    /// Where each infer process keeps its last words across restarts
-    /// (`<state_dir>/<node id>.lastwords`).
+    /// Where each infer process keeps its last words and its deaths across restarts
+    /// (`<state_dir>/<node id>.lastwords`, `.deaths`).
     pub state_dir: PathBuf,
+    /// Infer processes held in reserve, loaded and warm (dataflow.yml runs two: one active,
+    /// one standby); 0: every infer process of the graph gets frames.
+    pub standby: u32,
+    /// Live: a frame held longer than this (frame time) by the active process goes to the
+    /// standby instead (a hang costs one frame, not the watchdog's deadline); 0: only a death
+    /// hands over.
+    pub takeover_ms: u64,
+    /// The crash-loop breaker.
+    pub crash_loop: CrashLoop,
 }
 
 impl Default for Infer {
@@ -266,6 +275,35 @@ impl Default for Infer {
             deadline_ms: 2000,
             faults: FaultPlan::default(),
             state_dir: PathBuf::from("state"),
+            standby: 1,
+            takeover_ms: 150,
+            crash_loop: CrashLoop::default(),
+        }
+    }
+}
+
+/// A process that keeps dying is not restarted at once forever: after `deaths` deaths within
+/// `window_s` seconds it waits `pause_s` before loading the model again, twice as long at
+/// each further trip (up to `max_pause_s`), back to `pause_s` once it has run `window_s`
+/// seconds without a trip. Meanwhile `/health` says `degraded` and why; camera and preview go
+/// on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrashLoop {
+    pub deaths: std::num::NonZeroU32,
+    pub window_s: std::num::NonZeroU32,
+    pub pause_s: std::num::NonZeroU32,
+    pub max_pause_s: std::num::NonZeroU32,
+}
+
+impl Default for CrashLoop {
+    fn default() -> Self {
+        let n = |v| std::num::NonZeroU32::new(v).unwrap_or(std::num::NonZeroU32::MIN);
+        Self {
+            deaths: n(5),
+            window_s: n(60),
+            pause_s: n(10),
+            max_pause_s: n(300),
         }
     }
 }
@@ -317,6 +355,8 @@ pub struct Monitor {
     pub flight_before_s: Seconds,
     /// … to this long after it.
     pub flight_after_s: Seconds,
+    /// Flight recordings kept on disk, in MiB: past it the oldest are removed (0: no limit).
+    pub flight_budget_mb: u64,
 }
 
 impl Default for Monitor {
@@ -327,6 +367,7 @@ impl Default for Monitor {
             flight_dir: PathBuf::from("flight"),
             flight_before_s: Seconds::new_const(5.0),
             flight_after_s: Seconds::new_const(3.0),
+            flight_budget_mb: 512,
         }
     }
 }

@@ -31,6 +31,8 @@ pub mod port {
     pub const SKIPPED: &str = "skipped";
     /// infer → monitor: started / rejected (`status_K` from `infer_K`).
     pub const STATUS: &str = "status";
+    /// preprocess → monitor: which infer process is active, which stands by.
+    pub const ROLES: &str = "roles";
     /// track → preview, monitor, sink.
     pub const RESULT: &str = "result";
     /// preview → monitor.
@@ -101,8 +103,6 @@ pub mod env {
     pub const FPS: &str = "VIGIL_FPS";
     /// sink: where to write the run's summary (frames by status, latency histogram), JSON.
     pub const STATS: &str = "VIGIL_STATS";
-    /// preprocess: infer workers the frames are dealt to.
-    pub const WORKERS: &str = "VIGIL_WORKERS";
     /// sink: the JSON lines file.
     pub const OUT: &str = "VIGIL_OUT";
 }

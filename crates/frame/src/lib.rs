@@ -176,4 +176,43 @@ pub enum StatusMsg {
     },
     /// A frame's tensor or outputs held NaN/inf and were rejected.
     Rejected { header: FrameHeader, total: u64 },
+    /// A crash loop: after `deaths` deaths within `window_s` seconds the process waits
+    /// `pause_ms` before it loads the model again; `cause` is how the last one ended.
+    Paused {
+        deaths: u32,
+        window_s: u32,
+        pause_ms: u64,
+        cause: String,
+    },
+}
+
+/// What the preprocess node makes of one infer process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Not heard from (starting, paused) or gone.
+    Down,
+    /// Gets frames.
+    Active,
+    /// Loaded and warm, asking for work, held in reserve: the next frame goes to it the
+    /// moment an active process dies or overruns.
+    Standby,
+}
+
+impl Role {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Down => "down",
+            Self::Active => "active",
+            Self::Standby => "standby",
+        }
+    }
+
+    /// The name [`Role::as_str`] gives.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Down, Self::Active, Self::Standby]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
 }

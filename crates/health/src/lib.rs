@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 
 pub use histogram::Histogram;
-use vigil_frame::{FrameHeader, FrameStatus, ResultMsg, StatusMsg};
+use vigil_frame::{FrameHeader, FrameStatus, ResultMsg, Role, StatusMsg};
 
 /// A process restart, as first known (when the new process reports in).
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +50,15 @@ pub enum AuditEvent {
         key: u64,
         ended_ts_ns: u64,
         frames_without_detections: u64,
+    },
+    /// A process tripped the crash-loop breaker: it holds back for `pause_ms`.
+    CrashLoop {
+        node: String,
+        deaths: u32,
+        window_s: u32,
+        pause_ms: u64,
+        cause: String,
+        at_ts_ns: u64,
     },
 }
 
@@ -95,6 +104,13 @@ pub struct Health {
     restarts: BTreeMap<(String, String), u64>,
     stalls: u64,
     latency: BTreeMap<&'static str, Histogram>,
+    /// Seqs of recent inferred frames, with the frame time their result came at.
+    recent_inferred: VecDeque<(u64, u64)>,
+    /// Infer processes by index, as the preprocess node deals to them.
+    roles: Vec<Role>,
+    /// Processes holding back after a crash loop, and why.
+    paused: BTreeMap<String, String>,
+    crash_loops: u64,
 }
 
 /// Camera frames remembered for looking up a fault frame's timestamp.
@@ -130,6 +146,10 @@ impl Health {
             restarts: BTreeMap::new(),
             stalls: 0,
             latency: BTreeMap::new(),
+            recent_inferred: VecDeque::new(),
+            roles: Vec::new(),
+            paused: BTreeMap::new(),
+            crash_loops: 0,
         }
     }
 
@@ -148,6 +168,23 @@ impl Health {
     #[must_use]
     pub fn stalled(&self) -> bool {
         self.stall.is_some()
+    }
+
+    /// Why the pipeline is degraded (frames without detections, a process held back by the
+    /// crash-loop breaker), or `None` while it is well.
+    #[must_use]
+    pub fn degraded(&self) -> Option<String> {
+        let mut why: Vec<String> = self.paused.values().cloned().collect();
+        if self.stalled() {
+            why.push("frames are going out without detections".to_owned());
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
+
+    /// The infer processes' roles by index (`infer_K`, `infer` alone), from the preprocess
+    /// node.
+    pub fn roles(&mut self, roles: Vec<Role>) {
+        self.roles = roles;
     }
 
     #[must_use]
@@ -195,7 +232,31 @@ impl Health {
                 self.rejected = self.rejected.max(*total);
                 Vec::new()
             }
+            StatusMsg::Paused {
+                deaths,
+                window_s,
+                pause_ms,
+                cause,
+            } => {
+                self.crash_loops += 1;
+                self.paused.insert(
+                    node.to_owned(),
+                    format!(
+                        "{node}: {deaths} deaths within {window_s} s (the last: {cause}); restarts held back for {:.0} s",
+                        *pause_ms as f64 / 1000.0
+                    ),
+                );
+                vec![AuditEvent::CrashLoop {
+                    node: node.to_owned(),
+                    deaths: *deaths,
+                    window_s: *window_s,
+                    pause_ms: *pause_ms,
+                    cause: cause.clone(),
+                    at_ts_ns: self.clock_ns,
+                }]
+            }
             StatusMsg::Started { previous, .. } => {
+                self.paused.remove(node);
                 let starts = self.starts.entry(node.to_owned()).or_default();
                 *starts += 1;
                 let first = *starts == 1;
@@ -220,14 +281,7 @@ impl Health {
                         .find(|(_, t)| *t >= fault_ts_ns)
                         .map_or(0, |(s, _)| *s)
                 });
-                let frames_without = self.recent_missing.iter().filter(|&&s| s >= since).count();
-                self.open.push(Open {
-                    key,
-                    fault_seq: fault_seq.unwrap_or(0),
-                    fault_ts_ns,
-                    frames_without: frames_without as u64,
-                });
-                vec![AuditEvent::Restart(Restart {
+                let restart = AuditEvent::Restart(Restart {
                     key,
                     node: node.to_owned(),
                     cause,
@@ -236,7 +290,37 @@ impl Health {
                     fault_seq,
                     fault_ts_ns,
                     restart_ms: ms(self.clock_ns.saturating_sub(fault_ts_ns)),
-                })]
+                });
+                // With a standby, detections may have resumed long before the dead process
+                // came back to say how it died.
+                let resumed = self
+                    .recent_inferred
+                    .iter()
+                    .find(|(s, _)| *s > since && fault_seq.is_none_or(|f| *s > f))
+                    .copied();
+                let missing_until = |end: u64| {
+                    self.recent_missing
+                        .iter()
+                        .filter(|&&s| s >= since && s < end)
+                        .count() as u64
+                };
+                if let Some((seq, at)) = resumed {
+                    return vec![
+                        restart,
+                        AuditEvent::Recovered {
+                            key,
+                            first_detection_ms: ms(at.saturating_sub(fault_ts_ns)),
+                            frames_without_detections: missing_until(seq),
+                        },
+                    ];
+                }
+                self.open.push(Open {
+                    key,
+                    fault_seq: fault_seq.unwrap_or(0),
+                    fault_ts_ns,
+                    frames_without: missing_until(u64::MAX),
+                });
+                vec![restart]
             }
         }
     }
@@ -287,6 +371,11 @@ impl Health {
             }
         }
         if r.inferred() {
+            if self.recent_inferred.len() == RECENT {
+                self.recent_inferred.pop_front();
+            }
+            self.recent_inferred
+                .push_back((r.header.seq, self.clock_ns));
             if let Some(s) = self.stall.take() {
                 events.push(AuditEvent::StallEnded {
                     key: s.key,
@@ -325,16 +414,43 @@ impl Health {
     /// `/health`: one JSON object.
     #[must_use]
     pub fn health_json(&self) -> String {
+        let processes: Vec<String> = self
+            .roles
+            .iter()
+            .enumerate()
+            .map(|(k, r)| {
+                let node = if self.roles.len() == 1 {
+                    "infer".to_owned()
+                } else {
+                    format!("infer_{k}")
+                };
+                let role = if self.paused.contains_key(&node) {
+                    "paused"
+                } else {
+                    r.as_str()
+                };
+                format!("{{\"node\":\"{node}\",\"role\":\"{role}\"}}")
+            })
+            .collect();
+        let standby_ready = self.roles.contains(&Role::Standby);
         format!(
-            "{{\"status\":\"{}\",\"frames_in\":{},\"frames_shown\":{},\"frames_inferred\":{},\"frames_missing\":{},\"restarts\":{},\"stalls\":{},\"recovering\":{}}}",
-            if self.stalled() { "degraded" } else { "ok" },
+            "{{\"status\":\"{}\",\"reason\":{},\"frames_in\":{},\"frames_shown\":{},\"frames_inferred\":{},\"frames_missing\":{},\"restarts\":{},\"stalls\":{},\"crash_loops\":{},\"recovering\":{},\"infer\":[{}],\"standby_ready\":{standby_ready}}}",
+            if self.degraded().is_some() {
+                "degraded"
+            } else {
+                "ok"
+            },
+            self.degraded()
+                .map_or_else(|| "null".to_owned(), |r| format!("\"{}\"", escape(&r))),
             self.frames_in,
             self.frames_shown,
             self.inferred(),
             self.missing(),
             self.restarts(),
             self.stalls,
+            self.crash_loops,
             self.open.len(),
+            processes.join(","),
         )
     }
 
@@ -405,6 +521,16 @@ impl Health {
             "vigil_stalls_total",
             "Runs of frames that went out without detections.",
             &[(String::new(), self.stalls)],
+        );
+        counter(
+            "vigil_crash_loops_total",
+            "Times an infer process held back its restart after dying too often.",
+            &[(String::new(), self.crash_loops)],
+        );
+        let _ = writeln!(
+            o,
+            "# HELP vigil_standby_ready Infer processes standing by, loaded and warm.\n# TYPE vigil_standby_ready gauge\nvigil_standby_ready {}",
+            self.roles.iter().filter(|r| **r == Role::Standby).count()
         );
         let name = "vigil_stage_latency_seconds";
         let _ = writeln!(

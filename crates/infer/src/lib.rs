@@ -343,7 +343,13 @@ impl OrtBackend {
             path: cfg.model.clone(),
             detail,
         };
-        let mut builder = Session::builder(&env).map_err(|e| model_err(e.to_string()))?;
+        // Idle ONNX Runtime threads block instead of spinning: the detector shares the cores
+        // with the other nodes and with its standby (whose model load after a fault must not
+        // starve the process at work).
+        let mut builder = Session::builder(&env)
+            .map_err(|e| model_err(e.to_string()))?
+            .with_intra_op_spinning(false)
+            .map_err(|e| model_err(e.to_string()))?;
         if cfg.threads > 0 {
             builder = builder
                 .with_intra_threads(cfg.threads)

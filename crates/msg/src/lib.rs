@@ -10,6 +10,8 @@
 //! | result       | struct {kind u8, id u64, class, score, hits, misses, lost, coasting, x1..y2} — the frame's detections (kind 0) and tracks (kind 1) | header, `status` |
 //! | ready        | empty — an infer process is free for a frame          | `pid`, `received` (last frame it answered) |
 //! | status       | empty — infer's `started` (with how its predecessor died) or `rejected` | `event`, `pid`, `fault_*` |
+//! | status       | … or `paused` (a crash loop: restarts held back)        | `deaths`, `window_s`, `pause_ms`, `fault_cause` |
+//! | roles        | empty — what preprocess makes of each infer process     | `roles`: `active,standby,down`, by process |
 //! | shown        | empty — the preview showed this frame                  | header, `shown_total`             |
 //! | ack          | empty `UInt8`                                      | header                            |
 //!
@@ -30,7 +32,8 @@ pub use dora_message::metadata::{MetadataParameters, Parameter};
 pub use vigil_detect::TensorLayout;
 use vigil_detect::{BBox, Detection, Letterbox};
 pub use vigil_frame::{
-    DetectionsMsg, FaultReport, FrameHeader, FrameStatus, Latency, ResultMsg, StatusMsg, Track,
+    DetectionsMsg, FaultReport, FrameHeader, FrameStatus, Latency, ResultMsg, Role, StatusMsg,
+    Track,
 };
 
 /// Metadata keys.
@@ -60,6 +63,10 @@ pub mod keys {
     pub const SIGNAL: &str = "signal";
     pub const REJECTED: &str = "rejected_total";
     pub const SHOWN: &str = "shown_total";
+    pub const DEATHS: &str = "deaths";
+    pub const WINDOW_S: &str = "window_s";
+    pub const PAUSE_MS: &str = "pause_ms";
+    pub const ROLES: &str = "roles";
 }
 
 fn insert_latency(l: Latency, p: &mut MetadataParameters) {
@@ -711,6 +718,24 @@ impl Encode for StatusMsg {
                 p.insert(keys::EVENT.into(), Parameter::String("rejected".into()));
                 p.insert(keys::REJECTED.into(), Parameter::Integer(*total as i64));
             }
+            Self::Paused {
+                deaths,
+                window_s,
+                pause_ms,
+                cause,
+            } => {
+                p.insert(keys::EVENT.into(), Parameter::String("paused".into()));
+                p.insert(keys::DEATHS.into(), Parameter::Integer((*deaths).into()));
+                p.insert(
+                    keys::WINDOW_S.into(),
+                    Parameter::Integer((*window_s).into()),
+                );
+                p.insert(
+                    keys::PAUSE_MS.into(),
+                    Parameter::Integer(i64::try_from(*pause_ms).unwrap_or(i64::MAX)),
+                );
+                p.insert(keys::FAULT_CAUSE.into(), Parameter::String(cause.clone()));
+            }
         }
         (p, Arc::new(UInt8Array::from(Vec::<u8>::new())))
     }
@@ -740,12 +765,44 @@ pub fn decode_status(p: &MetadataParameters) -> Result<StatusMsg, MsgError> {
             header: decode_header(p)?,
             total: int(p, keys::REJECTED)? as u64,
         }),
+        Parameter::String(e) if e == "paused" => Ok(StatusMsg::Paused {
+            deaths: u32::try_from(int(p, keys::DEATHS)?)
+                .map_err(|_| bad(keys::DEATHS, "out of range", "a u32"))?,
+            window_s: u32::try_from(int(p, keys::WINDOW_S)?)
+                .map_err(|_| bad(keys::WINDOW_S, "out of range", "a u32"))?,
+            pause_ms: u64::try_from(int(p, keys::PAUSE_MS)?)
+                .map_err(|_| bad(keys::PAUSE_MS, "negative", "a u64"))?,
+            cause: match get(p, keys::FAULT_CAUSE)? {
+                Parameter::String(c) => c.clone(),
+                other => return Err(bad(keys::FAULT_CAUSE, format!("{other:?}"), "a string")),
+            },
+        }),
         other => Err(bad(
             keys::EVENT,
             format!("{other:?}"),
-            "\"started\" or \"rejected\"",
+            "\"started\", \"rejected\" or \"paused\"",
         )),
     }
+}
+
+/// preprocess → monitor: the role of each infer process, by process index.
+#[must_use]
+pub fn encode_roles(roles: &[Role]) -> (MetadataParameters, ArrayRef) {
+    let mut p = MetadataParameters::new();
+    let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    p.insert(keys::ROLES.into(), Parameter::String(names.join(",")));
+    (p, Arc::new(UInt8Array::from(Vec::<u8>::new())))
+}
+
+pub fn decode_roles(p: &MetadataParameters) -> Result<Vec<Role>, MsgError> {
+    let Parameter::String(s) = get(p, keys::ROLES)? else {
+        return Err(bad(keys::ROLES, "not a string", "a string"));
+    };
+    s.split(',')
+        .map(|r| {
+            Role::parse(r).ok_or_else(|| bad(keys::ROLES, r.to_owned(), "active, standby or down"))
+        })
+        .collect()
 }
 
 /// The preview's word that it has shown a frame; `total` counts every frame shown so far, so a
@@ -954,6 +1011,12 @@ mod tests {
                 header: H,
                 total: 2,
             },
+            StatusMsg::Paused {
+                deaths: 5,
+                window_s: 60,
+                pause_ms: 10_000,
+                cause: "SIGSEGV".into(),
+            },
         ] {
             let (p, _) = msg.encode();
             assert_eq!(decode_status(&p).expect("decodes"), msg);
@@ -963,6 +1026,13 @@ mod tests {
         let mut bad = MetadataParameters::new();
         bad.insert(keys::EVENT.into(), Parameter::String("exploded".into()));
         assert!(decode_status(&bad).is_err());
+        let roles = [Role::Active, Role::Standby, Role::Down];
+        let (p, _) = encode_roles(&roles);
+        assert_eq!(decode_roles(&p).expect("decodes"), roles);
+        let mut bad = MetadataParameters::new();
+        bad.insert(keys::ROLES.into(), Parameter::String("active,boss".into()));
+        let err = decode_roles(&bad).expect_err("unknown role").to_string();
+        assert!(err.contains("boss"), "{err}");
     }
 
     #[test]

@@ -3,10 +3,48 @@
 //! infer node fail in the named way on the first frame it runs on at or after that sequence number (live,
 //! the detector takes the newest frame when it is free, so the planned one may pass it by).
 
+use std::io::Write as _;
+use std::path::PathBuf;
+
 use vigil_detect::{OutputShape, OutputTensor};
 use vigil_infer::{Backend, InferError, InputSpec, Outputs, RgbFrame};
 
 pub use vigil_config::{Fault, FaultPlan};
+
+/// The planned faults already injected by any infer process of this dataflow
+/// (`<state_dir>/faults.done`, a `<dataflow id> <planned frame>` line each): with a standby or
+/// several workers, whichever process meets a planned fault first injects it, the others pass.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    path: PathBuf,
+    dataflow: String,
+}
+
+impl Ledger {
+    #[must_use]
+    pub fn new(path: PathBuf, dataflow: &str) -> Self {
+        Self {
+            path,
+            dataflow: dataflow.to_owned(),
+        }
+    }
+
+    fn done(&self, planned: u64) -> bool {
+        let line = format!("{} {planned}", self.dataflow);
+        std::fs::read_to_string(&self.path).is_ok_and(|t| t.lines().any(|l| l == line))
+    }
+
+    fn record(&self, planned: u64) {
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut f| writeln!(f, "{} {planned}", self.dataflow));
+        if let Err(e) = written {
+            tracing::error!(path = %self.path.display(), error = %e, "infer: fault ledger not written");
+        }
+    }
+}
 
 /// Fault injection around a backend: the fault planned for the current frame happens inside
 /// `run`, where a real one would, so everything around it (the watchdog, the sticky-error
@@ -21,6 +59,7 @@ pub struct Faulty<B> {
     /// Only on the planned frame itself (lock-step), else on the first at or after it.
     exact: bool,
     seq: u64,
+    ledger: Option<Ledger>,
 }
 
 impl<B> Faulty<B> {
@@ -31,7 +70,15 @@ impl<B> Faulty<B> {
             done: died_at,
             exact,
             seq: 0,
+            ledger: None,
         }
+    }
+
+    /// Shares what was injected with the other infer processes of the dataflow.
+    #[must_use]
+    pub fn with_ledger(mut self, ledger: Ledger) -> Self {
+        self.ledger = Some(ledger);
+        self
     }
 
     /// The frame the next `run` is for.
@@ -44,10 +91,21 @@ impl<B: Backend> Faulty<B> {
     /// The fault planned for this frame, if any (each planned fault once); the faults that do
     /// not return happen here.
     fn strike(&mut self) -> Result<Option<Fault>, InferError> {
-        let Some((planned, fault)) = self.plan.due(self.seq, self.done, self.exact) else {
-            return Ok(None);
+        let (planned, fault) = loop {
+            let Some((planned, fault)) = self.plan.due(self.seq, self.done, self.exact) else {
+                return Ok(None);
+            };
+            self.done = Some(planned);
+            match &self.ledger {
+                // Another process met this one first.
+                Some(l) if l.done(planned) => {}
+                Some(l) => {
+                    l.record(planned);
+                    break (planned, fault);
+                }
+                None => break (planned, fault),
+            }
         };
-        self.done = Some(planned);
         tracing::warn!(seq = self.seq, planned, fault = %fault, "infer: injecting fault");
         match fault {
             Fault::Abort => std::process::abort(),

@@ -18,6 +18,7 @@
 //! frames arrive decoded, vigil's kernel letterboxes them into the model's input on the
 //! device, ONNX Runtime runs on the same stream, Ultralytics outputs are decoded there.
 
+pub mod crash_loop;
 pub mod fault;
 pub mod last_words;
 pub mod watchdog;
@@ -37,7 +38,7 @@ use vigil_msg::{
     DetectionsMsg, Encode, FrameStatus, Ready, StatusMsg, TensorData, TensorMsg, decode_tensor,
 };
 
-pub use fault::{Fault, FaultPlan, Faulty};
+pub use fault::{Fault, FaultPlan, Faulty, Ledger};
 pub use last_words::{EXIT_STICKY_DEVICE, EXIT_WATCHDOG, LastWords};
 pub use watchdog::{Watchdog, Watched};
 
@@ -50,6 +51,11 @@ pub struct Config {
     pub faults: FaultPlan,
     /// Where this node keeps its last words across restarts.
     pub last_words: PathBuf,
+    /// … its deaths, for the crash-loop breaker.
+    pub deaths: PathBuf,
+    /// … and the faults injected by any infer process of the dataflow.
+    pub fault_ledger: PathBuf,
+    pub crash_loop: vigil_config::CrashLoop,
 }
 
 impl Config {
@@ -63,6 +69,9 @@ impl Config {
             deadline: (c.infer.deadline_ms > 0).then(|| Duration::from_millis(c.infer.deadline_ms)),
             faults: c.infer.faults.clone(),
             last_words: c.infer.state_dir.join(format!("{node_id}.lastwords")),
+            deaths: c.infer.state_dir.join(format!("{node_id}.deaths")),
+            fault_ledger: c.infer.state_dir.join("faults.done"),
+            crash_loop: c.infer.crash_loop.clone(),
             ort: OrtConfig {
                 model: c.model.path.clone(),
                 provider: c.model.provider,
@@ -99,22 +108,139 @@ impl Config {
     }
 }
 
+/// Who this process is in the running dataflow.
+struct Identity {
+    node: String,
+    dataflow: String,
+    /// How many times dora restarted this node before this process (0: the first).
+    restarts: u32,
+}
+
+impl Identity {
+    /// From the config dora starts the node with (`infer`, a first start, when started by
+    /// hand), read before connecting.
+    fn from_dora() -> eyre::Result<Self> {
+        Ok(vigil_msg::config::dora_node()
+            .wrap_err("infer: reading its node config")?
+            .map_or_else(
+                || Self {
+                    node: vigil_config::topology::node::INFER.to_owned(),
+                    dataflow: "by-hand".to_owned(),
+                    restarts: 0,
+                },
+                |c| Self {
+                    node: c.node_id.to_string(),
+                    dataflow: c.dataflow_id.to_string(),
+                    restarts: c.restart_count,
+                },
+            ))
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// What the crash-loop breaker decided for a starting process.
+enum Breaker {
+    /// Go on: load the model, then connect.
+    Go,
+    /// It held back, connected meanwhile: load the model and serve on this connection.
+    HeldBack(Box<(DoraNode, EventStream)>),
+    /// The dataflow stopped while it held back.
+    Stopped,
+}
+
+/// A process started again by dora records the death it replaces; when the breaker trips it
+/// connects, says so on `status` and holds back, leaving early (cleanly) if the dataflow stops.
+fn crash_loop_breaker(
+    cfg: &Config,
+    me: &Identity,
+    previous: Option<&vigil_msg::FaultReport>,
+) -> eyre::Result<Breaker> {
+    if me.restarts == 0 {
+        return Ok(Breaker::Go);
+    }
+    let mut history = crash_loop::History::load(&cfg.deaths, &me.dataflow)
+        .wrap_err_with(|| format!("infer: reading {}", cfg.deaths.display()))?;
+    let now = unix_ms();
+    history.death(
+        now,
+        previous.map_or("died without last words", |p| p.cause.as_str()),
+    );
+    let pause = history.decide(&cfg.crash_loop, now);
+    history
+        .save(&cfg.deaths)
+        .wrap_err_with(|| format!("infer: writing {}", cfg.deaths.display()))?;
+    let Some(pause) = pause else {
+        return Ok(Breaker::Go);
+    };
+    tracing::error!(
+        deaths = pause.deaths,
+        window_s = pause.window_s,
+        pause_ms = pause.pause_ms,
+        cause = %pause.cause,
+        "infer: crash loop; holding back before loading the model again"
+    );
+    let (mut node, mut events) = DoraNode::init_from_env().wrap_err("infer: connecting to dora")?;
+    let (params, array) = StatusMsg::Paused {
+        deaths: pause.deaths,
+        window_s: pause.window_s,
+        pause_ms: pause.pause_ms,
+        cause: pause.cause.clone(),
+    }
+    .encode();
+    node.send_output(
+        DataId::from(port::STATUS.to_owned()),
+        params,
+        DoraArray::from(array),
+    )
+    .wrap_err("infer: sending status")?;
+    let until = Instant::now() + Duration::from_millis(pause.pause_ms);
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        match events.recv_timeout(left) {
+            Some(Event::Stop(_)) => return Ok(Breaker::Stopped),
+            Some(Event::InputClosed { id }) if id.as_str() == port::TENSOR => {
+                return Ok(Breaker::Stopped);
+            }
+            _ => {}
+        }
+    }
+    Ok(Breaker::HeldBack(Box::new((node, events))))
+}
+
 pub fn main() -> eyre::Result<()> {
     // Everything that can fail on a bad config or model happens before connecting to dora:
     // a node that fails before it connects fails the dataflow, one that fails after goes
     // through the restart policy (forever on the device).
     let config = vigil_config::from_env()?;
-    let id = node_id()?;
-    let mut cfg = Config::new(&config, &id);
+    let me = Identity::from_dora()?;
+    let mut cfg = Config::new(&config, &me.node);
     let previous = last_words::take(&cfg.last_words)
         .wrap_err_with(|| format!("infer: reading {}", cfg.last_words.display()))?;
     if let Some(p) = &previous {
         tracing::warn!(cause = %p.cause, seq = p.seq, "infer: the previous process died");
     }
+    let connected = match crash_loop_breaker(&cfg, &me, previous.as_ref())? {
+        Breaker::Go => None,
+        Breaker::HeldBack(connected) => Some(*connected),
+        Breaker::Stopped => {
+            tracing::info!("infer: the dataflow stopped while holding back");
+            return Ok(());
+        }
+    };
     let words = Arc::new(
         LastWords::arm(&cfg.last_words)
             .wrap_err_with(|| format!("infer: arming {}", cfg.last_words.display()))?,
     );
+    let serving = Serving {
+        previous,
+        words: &words,
+        ledger: Ledger::new(cfg.fault_ledger.clone(), &me.dataflow),
+        connected,
+    };
     if cfg.ort.provider.is_gpu() {
         let mut backend = GpuBackend::load(&cfg.ort)?;
         // The same checks as before the dataflow started, on the model as this process opened it.
@@ -133,13 +259,23 @@ pub fn main() -> eyre::Result<()> {
             decode_on_gpu = backend.decodes_on_device() && resolved.config.letterbox_on_gpu(),
             "infer: the GPU path"
         );
-        serve(backend, &cfg, &resolved, previous, &words)
+        serve(backend, &cfg, &resolved, serving)
     } else {
         let backend = OrtBackend::load(&cfg.ort)?;
         let resolved = Resolved::from_facts(config, ModelFacts::of(&backend))?;
         cfg.post.layout = Some(resolved.decoder);
-        serve(backend, &cfg, &resolved, previous, &words)
+        serve(backend, &cfg, &resolved, serving)
     }
+}
+
+/// What a process brings to serving besides its model.
+struct Serving<'a> {
+    /// How its predecessor ended.
+    previous: Option<vigil_msg::FaultReport>,
+    words: &'a Arc<LastWords>,
+    ledger: Ledger,
+    /// Already connected to dora (it held back first).
+    connected: Option<(DoraNode, EventStream)>,
 }
 
 /// Warms the loaded model up, arms the watchdog and the faults, connects to dora and serves.
@@ -147,9 +283,14 @@ fn serve<B: Backend>(
     mut backend: B,
     cfg: &Config,
     resolved: &Resolved,
-    previous: Option<vigil_msg::FaultReport>,
-    words: &Arc<LastWords>,
+    serving: Serving<'_>,
 ) -> eyre::Result<()> {
+    let Serving {
+        previous,
+        words,
+        ledger,
+        connected,
+    } = serving;
     // On the bare backend: no injected fault, no watchdog (a first run may build engines).
     let warm = Instant::now();
     // A CUDA graph is captured on the run after the first.
@@ -173,9 +314,12 @@ fn serve<B: Backend>(
         vigil_config::topology::Order::Live,
     )?;
     let exact = order == vigil_config::topology::Order::Strict;
-    let faulty = Faulty::new(backend, cfg.faults.clone(), died_at, exact);
+    let faulty = Faulty::new(backend, cfg.faults.clone(), died_at, exact).with_ledger(ledger);
     let mut detector = Detector::new(Watched::new(faulty, watchdog), cfg.post.clone());
-    let (mut node, events) = DoraNode::init_from_env().wrap_err("infer: connecting to dora")?;
+    let (mut node, events) = match connected {
+        Some(c) => c,
+        None => DoraNode::init_from_env().wrap_err("infer: connecting to dora")?,
+    };
     let (params, array) = StatusMsg::Started {
         pid: std::process::id(),
         previous,
@@ -189,19 +333,6 @@ fn serve<B: Backend>(
     .wrap_err("infer: sending status")?;
     let mut run = Run::new(Some(words));
     run.events(&mut detector, node, events)
-}
-
-/// This node's id in the dataflow (`infer`, `infer_K`), from the config dora starts it with,
-/// read before connecting; `infer` when started by hand.
-fn node_id() -> eyre::Result<String> {
-    match std::env::var("DORA_NODE_CONFIG") {
-        Ok(raw) => {
-            let c: dora_message::daemon_to_node::NodeConfig =
-                serde_yaml::from_str(&raw).wrap_err("infer: reading DORA_NODE_CONFIG")?;
-            Ok(c.node_id.to_string())
-        }
-        Err(_) => Ok(vigil_config::topology::node::INFER.to_owned()),
-    }
 }
 
 /// How long a waiting process goes before it asks for work again.
@@ -617,6 +748,6 @@ mod tests {
         c.infer.faults = "segv@3,hang@9".parse().expect("plan");
         c.infer.deadline_ms = 0;
         let cfg = Config::new(&c, "infer");
-        assert_eq!((cfg.faults.fatal(), cfg.deadline), (2, None));
+        assert_eq!((cfg.faults.fatal(), cfg.deadline), (Some(2), None));
     }
 }

@@ -8,6 +8,7 @@
 //!          flight_recording)
 //! pipeline_stall_events(id, session_id, node, at_unix_ms, started_ts_ns, first_seq,
 //!          ended_ts_ns, duration_ms, frames_without_detections)
+//! crash_loops(id, session_id, node, at_unix_ms, at_ts_ns, deaths, window_s, pause_ms, cause)
 //! ```
 //! Times `*_ts_ns` are frame timestamps; `*_unix_ms` wall clock; durations in frame time.
 
@@ -54,6 +55,17 @@ CREATE TABLE IF NOT EXISTS pipeline_stall_events (
     ended_ts_ns INTEGER,
     duration_ms REAL,
     frames_without_detections INTEGER
+);
+CREATE TABLE IF NOT EXISTS crash_loops (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    node TEXT NOT NULL,
+    at_unix_ms INTEGER NOT NULL,
+    at_ts_ns INTEGER NOT NULL,
+    deaths INTEGER NOT NULL,
+    window_s INTEGER NOT NULL,
+    pause_ms INTEGER NOT NULL,
+    cause TEXT NOT NULL
 );
 ";
 
@@ -132,6 +144,29 @@ impl Audit {
                         ],
                     )?;
                 }
+                Ok(())
+            }
+            AuditEvent::CrashLoop {
+                node,
+                deaths,
+                window_s,
+                pause_ms,
+                cause,
+                at_ts_ns,
+            } => {
+                self.db.execute(
+                    "INSERT INTO crash_loops (session_id, node, at_unix_ms, at_ts_ns, deaths, window_s, pause_ms, cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        self.session,
+                        node,
+                        now_unix_ms,
+                        *at_ts_ns as i64,
+                        deaths,
+                        window_s,
+                        i64::try_from(*pause_ms).unwrap_or(i64::MAX),
+                        cause
+                    ],
+                )?;
                 Ok(())
             }
         }

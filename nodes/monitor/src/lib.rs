@@ -22,7 +22,7 @@ use dora_node_api::{DoraNode, Event, EventStream};
 use eyre::WrapErr;
 use vigil_config::topology;
 use vigil_health::{AuditEvent, Health};
-use vigil_msg::{decode_frame, decode_result, decode_shown, decode_status};
+use vigil_msg::{decode_frame, decode_result, decode_roles, decode_shown, decode_status};
 
 use crate::audit::Audit;
 use crate::flight::FlightRecorder;
@@ -119,6 +119,10 @@ pub fn run(
                 }
                 Err(e) => Err(e),
             },
+            topology::port::ROLES => decode_roles(p).map(|roles| {
+                health.roles(roles);
+                Vec::new()
+            }),
             topology::port::SHOWN => decode_shown(p).map(|(h, total)| {
                 health.shown(&h, total);
                 Vec::new()
@@ -214,7 +218,7 @@ fn serve(server: &tiny_http::Server, shared: &Shared) {
                 "/health" => (
                     h.health_json(),
                     "application/json",
-                    if h.stalled() { 503 } else { 200 },
+                    if h.degraded().is_some() { 503 } else { 200 },
                 ),
                 _ => ("not found".to_owned(), "text/plain", 404),
             }

@@ -30,9 +30,13 @@ pub struct Config {
     pub interval: u64,
     /// The infer node letterboxes on its GPU: send decoded frames, not tensors.
     pub gpu_letterbox: bool,
-    /// Infer processes asking for frames (a graph fact, `VIGIL_WORKERS`): with more than one,
-    /// process K asks on `ready_K` and gets its frames on `tensor_K`.
+    /// Infer processes asking for frames (a graph fact: this node's `tensor` outputs): with
+    /// more than one, process K asks on `ready_K` and gets its frames on `tensor_K`.
     pub workers: u64,
+    /// Of those, held in reserve (`infer.standby`).
+    pub standby: u64,
+    /// Live: a frame held longer than this by an active process goes to a standby.
+    pub takeover_ns: Option<u64>,
     /// Live (the newest frame) or strict (every frame): the graph's order, `VIGIL_ORDER`.
     pub mode: Mode,
 }
@@ -41,11 +45,14 @@ impl Config {
     /// The `preprocess` section, with the network input the model fixes.
     #[must_use]
     pub fn new(r: &Resolved, workers: u64, order: Order) -> Self {
+        let infer = &r.config.infer;
         Self {
             pre: r.preprocess_config(),
             interval: r.config.preprocess.interval.get(),
             gpu_letterbox: r.config.letterbox_on_gpu(),
             workers,
+            standby: infer.standby.into(),
+            takeover_ns: (infer.takeover_ms > 0).then(|| infer.takeover_ms * 1_000_000),
             mode: match order {
                 Order::Live => Mode::Live,
                 Order::Strict => Mode::Strict,
@@ -53,16 +60,30 @@ impl Config {
         }
     }
 
-    /// The graph's facts for this node: how many infer workers it deals to.
-    pub fn workers(l: &impl Lookup) -> Result<u64, ConfigError> {
-        match l.parse_or(topology::env::WORKERS, 1u64)? {
-            0 => Err(ConfigError::new(
-                topology::env::WORKERS,
-                "0",
-                "must be at least 1",
-            )),
-            w => Ok(w),
+    /// The graph's fact for this node: how many infer processes it deals to (one `tensor`
+    /// output each), and that at least one of them is left when `standby` stand by.
+    pub fn workers<'a>(
+        outputs: impl IntoIterator<Item = &'a str>,
+        standby: u32,
+    ) -> Result<u64, ConfigError> {
+        let n = vigil_msg::config::infer_processes(outputs, port::TENSOR) as u64;
+        if n == 0 {
+            return Err(ConfigError::new(
+                "outputs",
+                "",
+                "the preprocess node has no `tensor` output",
+            ));
         }
+        if u64::from(standby) >= n {
+            return Err(ConfigError::new(
+                "infer.standby",
+                &standby.to_string(),
+                format!(
+                    "the dataflow has {n} infer process(es); at least one must be active (add infer_K nodes or lower infer.standby)"
+                ),
+            ));
+        }
+        Ok(n)
     }
 }
 
@@ -70,7 +91,21 @@ pub fn main() -> eyre::Result<()> {
     let resolved = vigil_config::resolve(vigil_config::from_env()?)?;
     let env = vigil_msg::config::env_lookup();
     let order = env.parse_or(topology::env::ORDER, Order::Live)?;
-    let cfg = Config::new(&resolved, Config::workers(&env)?, order);
+    let outputs: Vec<String> = vigil_msg::config::dora_node()?.map_or_else(
+        || vec![port::TENSOR.to_owned()],
+        |c| {
+            c.run_config
+                .outputs
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        },
+    );
+    let workers = Config::workers(
+        outputs.iter().map(String::as_str),
+        resolved.config.infer.standby,
+    )?;
+    let cfg = Config::new(&resolved, workers, order);
     let (node, events) = DoraNode::init_from_env().wrap_err("preprocess: connecting to dora")?;
     run(&cfg, node, events)
 }
@@ -104,8 +139,17 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
         .map(|k| topology::port_of(port::READY, k, workers))
         .collect();
     let skipped = DataId::from(port::SKIPPED.to_owned());
+    let roles_port = DataId::from(port::ROLES.to_owned());
     // A waiting frame is its payload (shared memory, not copied) and its capture stamp.
-    let mut pacer: Pacer<(DoraArray, u64)> = Pacer::new(cfg.mode, cfg.interval, workers);
+    let mut pacer: Pacer<(DoraArray, u64)> = Pacer::new(cfg.mode, cfg.interval, workers)
+        .with_standby(usize::try_from(cfg.standby).unwrap_or(0), cfg.takeover_ns);
+    // infer_K is process K (`infer` alone when there is one).
+    let process_of = |node: &str| -> Option<usize> {
+        if workers == 1 {
+            return (node == topology::node::INFER).then_some(0);
+        }
+        (0..workers).find(|&k| topology::worker_id(k) == node)
+    };
     let mut actions = Vec::new();
     while let Some(event) = events.recv() {
         match event {
@@ -134,11 +178,28 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
             Event::InputClosed { id } => {
                 if let Some(k) = readies.iter().position(|r| r == id.as_str()) {
                     tracing::warn!(worker = id.as_str(), "preprocess: an infer process is gone");
-                    pacer.down(k);
+                    pacer.down(k, &mut actions);
+                }
+            }
+            // dora says so the moment an infer process exits (before it restarts it): its
+            // frame is lost, the next goes to a standby.
+            Event::NodeRestarted { id }
+            | Event::NodeFailed {
+                source_node_id: id, ..
+            } => {
+                if let Some(k) = process_of(id.as_ref()) {
+                    tracing::warn!(node = %id, "preprocess: an infer process died");
+                    pacer.down(k, &mut actions);
                 }
             }
             Event::Stop(_) => break,
             _ => {}
+        }
+        if let Some(roles) = pacer.roles_changed() {
+            tracing::info!(roles = ?roles, "preprocess: infer processes");
+            let (params, array) = vigil_msg::encode_roles(&roles);
+            node.send_output(roles_port.clone(), params, DoraArray::from(array))
+                .wrap_err("preprocess: sending roles")?;
         }
         // A frame that fails to prepare frees its worker, which may take the next at once.
         while !actions.is_empty() {
@@ -212,6 +273,7 @@ pub fn run(cfg: &Config, mut node: DoraNode, mut events: EventStream) -> eyre::R
         sent = counts.sent,
         not_sent = by_status.join(" "),
         lost_on_the_way = pacer.lost(),
+        takeovers = pacer.takeovers(),
         bad_messages = counts.bad_messages,
         "preprocess finished"
     );
@@ -297,11 +359,13 @@ mod tests {
     }
 
     #[test]
-    fn workers_are_a_graph_fact_and_zero_is_refused() {
-        assert_eq!(Config::workers(&|_: &str| None), Ok(1));
-        let two = |k: &str| (k == topology::env::WORKERS).then(|| "2".to_owned());
-        assert_eq!(Config::workers(&two), Ok(2));
-        let zero = |k: &str| (k == topology::env::WORKERS).then(|| "0".to_owned());
-        assert!(Config::workers(&zero).is_err());
+    fn workers_are_the_graphs_tensor_outputs_and_one_must_stay_active() {
+        let two = ["skipped", "tensor_0", "tensor_1", "roles"];
+        assert_eq!(Config::workers(two, 1), Ok(2));
+        assert_eq!(Config::workers(["tensor", "skipped"], 0), Ok(1));
+        let err = Config::workers(["tensor", "skipped"], 1).expect_err("none active");
+        assert_eq!(err.key, "infer.standby");
+        assert!(err.reason.contains("1 infer process"), "{err}");
+        assert!(Config::workers(["skipped", "tensor_x"], 0).is_err());
     }
 }

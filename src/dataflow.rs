@@ -70,6 +70,8 @@ pub struct ReplayOptions {
     pub standby: Option<u32>,
     /// Realtime: play at this rate instead of the recorded times.
     pub fps: Option<f64>,
+    /// Play the recording this many times in a row (0 and 1: once).
+    pub loops: u64,
     /// Where the sink writes the run's summary (frames by status, latency).
     pub stats: Option<PathBuf>,
 }
@@ -319,6 +321,9 @@ pub fn replay_dataflow(
                 if let Some(fps) = opts.fps {
                     n.env.insert(env::FPS.into(), fps.to_string());
                 }
+                if opts.loops > 1 {
+                    n.env.insert(env::LOOPS.into(), opts.loops.to_string());
+                }
                 // Acknowledged in both modes: every frame's line is written.
                 n.inputs.clear();
                 n.inputs.insert(
@@ -559,7 +564,8 @@ pub fn replay(
         .spawn()
         .wrap_err("starting `dora run` (is the dora CLI installed? run the setup command)")?;
     let log = collect(child.stdout.take(), child.stderr.take());
-    let bar = indicatif::ProgressBar::new(rec.frames.len() as u64);
+    let expected = rec.frames.len() as u64 * opts.loops.max(1);
+    let bar = indicatif::ProgressBar::new(expected);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} frames {per_sec} {eta}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -595,19 +601,15 @@ pub fn replay(
             .rev()
             .collect();
         bail!(
-            "the dataflow failed ({status}); {lines} of {} frames written. dora said:\n{}",
-            rec.frames.len(),
+            "the dataflow failed ({status}); {lines} of {expected} frames written. dora said:\n{}",
             tail.iter()
                 .map(|s| s.as_str())
                 .collect::<Vec<_>>()
                 .join("\n")
         );
     }
-    if lines != rec.frames.len() as u64 {
-        bail!(
-            "the replay wrote {lines} lines for {} frames",
-            rec.frames.len()
-        );
+    if lines != expected {
+        bail!("the replay wrote {lines} lines for {expected} frames");
     }
     let summary = std::fs::read_to_string(&stats_path)
         .ok()

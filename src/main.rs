@@ -141,6 +141,10 @@ struct ReplayArgs {
     /// [default: vigil.yml's `infer.standby`].
     #[arg(long)]
     standby: Option<u32>,
+    /// Play the recording this many times in a row, frame numbers and times going on (a
+    /// soak: `ci/soak`).
+    #[arg(long = "loop", default_value_t = 1)]
+    loops: u64,
 }
 
 /// What `vigil node` runs (the names dataflow.yml's `args: node <name>` use).
@@ -219,6 +223,7 @@ fn main() -> eyre::Result<()> {
                 set,
                 infer_workers,
                 standby,
+                loops,
             } = *args;
             let set = overrides(&set)?;
             dataflow::check_replay_overrides(&set)?;
@@ -244,6 +249,7 @@ fn main() -> eyre::Result<()> {
                 infer_workers: infer_workers
                     .unwrap_or_else(|| dataflow::default_workers(&run.resolved.config)),
                 standby,
+                loops,
                 stats: None,
             };
             let stats = dataflow::replay(&recording, &output, &run, &opts)?;

@@ -103,6 +103,8 @@ pub mod env {
     pub const FPS: &str = "VIGIL_FPS";
     /// sink: where to write the run's summary (frames by status, latency histogram), JSON.
     pub const STATS: &str = "VIGIL_STATS";
+    /// replay: play the recording this many times in a row.
+    pub const LOOPS: &str = "VIGIL_LOOPS";
     /// sink: the JSON lines file.
     pub const OUT: &str = "VIGIL_OUT";
 }

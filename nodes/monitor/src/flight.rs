@@ -135,6 +135,34 @@ impl FlightRecorder {
     }
 }
 
+/// Keeps the flight recordings in `dir` (`*.mcap`) within `budget_bytes`: the oldest (by
+/// modification time, then name) are removed until the rest fit; the newest is always kept.
+/// Returns what was removed.
+pub fn enforce_budget(dir: &Path, budget_bytes: u64) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<(std::time::SystemTime, PathBuf, u64)> = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "mcap") {
+            let meta = entry.metadata()?;
+            files.push((meta.modified()?, path, meta.len()));
+        }
+    }
+    files.sort();
+    let mut total: u64 = files.iter().map(|(_, _, len)| len).sum();
+    let mut removed = Vec::new();
+    let keep_newest = files.len().saturating_sub(1);
+    for (_, path, len) in files.into_iter().take(keep_newest) {
+        if total <= budget_bytes {
+            break;
+        }
+        std::fs::remove_file(&path)?;
+        total -= len;
+        removed.push(path);
+    }
+    Ok(removed)
+}
+
 fn recorded(h: &FrameHeader, jpeg: Vec<u8>) -> RecordedFrame {
     RecordedFrame {
         seq: h.seq as u32,
@@ -180,5 +208,28 @@ mod tests {
         let rec = vigil_record::Recording::open(&path).expect("reads back");
         let seqs: Vec<u32> = rec.frames.iter().map(|fr| fr.seq).collect();
         assert_eq!(seqs, (15..=30).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn past_the_budget_the_oldest_recordings_go() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for (i, name) in ["1-a.mcap", "2-b.mcap", "3-c.mcap"].iter().enumerate() {
+            std::fs::write(dir.path().join(name), vec![0u8; 1000]).expect("write");
+            let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(i as u64);
+            std::fs::File::options()
+                .write(true)
+                .open(dir.path().join(name))
+                .and_then(|f| f.set_modified(t))
+                .expect("mtime");
+        }
+        std::fs::write(dir.path().join("notes.txt"), vec![0u8; 5000]).expect("write");
+        assert!(enforce_budget(dir.path(), 3000).expect("ok").is_empty());
+        let removed = enforce_budget(dir.path(), 2500).expect("ok");
+        assert_eq!(removed, [dir.path().join("1-a.mcap")]);
+        // The newest stays even alone over the budget; other files are not recordings.
+        enforce_budget(dir.path(), 10).expect("ok");
+        assert!(dir.path().join("3-c.mcap").exists());
+        assert!(!dir.path().join("2-b.mcap").exists());
+        assert!(dir.path().join("notes.txt").exists());
     }
 }

@@ -34,6 +34,8 @@ pub struct Config {
     pub flight_dir: PathBuf,
     pub before_ns: u64,
     pub after_ns: u64,
+    /// Flight recordings kept on disk (bytes; 0: no limit).
+    pub flight_budget: u64,
     /// The node whose restarts are reported on `status`.
     pub node: String,
 }
@@ -48,6 +50,7 @@ impl Config {
             flight_dir: m.flight_dir.clone(),
             before_ns: m.flight_before_s.as_nanos(),
             after_ns: m.flight_after_s.as_nanos(),
+            flight_budget: m.flight_budget_mb.saturating_mul(1 << 20),
             node: topology::node::INFER.to_owned(),
         }
     }
@@ -113,7 +116,7 @@ pub fn run(
                     }
                     arrivals.push_back((f.header.index, Instant::now()));
                     for done in flight.frame(f.header, f.jpeg) {
-                        log_flight(done);
+                        log_flight(done, cfg);
                     }
                     Ok(Vec::new())
                 }
@@ -184,7 +187,7 @@ pub fn run(
         }
     }
     for done in flight.finish() {
-        log_flight(done);
+        log_flight(done, cfg);
     }
     let health = shared.lock().unwrap_or_else(PoisonError::into_inner);
     audit
@@ -200,10 +203,24 @@ pub fn run(
     Ok(())
 }
 
-fn log_flight(done: Result<(PathBuf, u64), vigil_record::RecordError>) {
+/// Logs a finished flight recording and keeps the folder within its budget.
+fn log_flight(done: Result<(PathBuf, u64), vigil_record::RecordError>, cfg: &Config) {
     match done {
         Ok((path, frames)) => {
             tracing::info!(path = %path.display(), frames, "monitor: flight recording written");
+            if cfg.flight_budget == 0 {
+                return;
+            }
+            match flight::enforce_budget(&cfg.flight_dir, cfg.flight_budget) {
+                Ok(removed) => {
+                    for p in removed {
+                        tracing::info!(path = %p.display(), "monitor: oldest flight recording removed (over monitor.flight_budget_mb)");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "monitor: keeping flight recordings within budget")
+                }
+            }
         }
         Err(e) => tracing::error!(error = %e, "monitor: flight recording failed"),
     }
@@ -312,5 +329,6 @@ mod tests {
             (c.port, c.before_ns, c.after_ns, c.node.as_str()),
             (9100, 5_000_000_000, 3_000_000_000, "infer")
         );
+        assert_eq!(c.flight_budget, 512 << 20);
     }
 }

@@ -39,6 +39,8 @@ pub struct Config {
     pub resend_after: Duration,
     /// Realtime: play at this rate instead of the recorded timestamps.
     pub fps: Option<f64>,
+    /// Play the recording this many times in a row (a soak), frame numbers and times going on.
+    pub loops: u64,
 }
 
 impl Config {
@@ -66,12 +68,17 @@ impl Config {
                 _ => return Err(ConfigError::new(env::FPS, &v, "a rate from 0.1 to 1000")),
             },
         };
+        let loops = l.parse_or(env::LOOPS, 1u64)?;
+        if loops == 0 {
+            return Err(ConfigError::new(env::LOOPS, "0", "must be at least 1"));
+        }
         Ok(Self {
             recording: l.parse_required(env::RECORDING)?,
             mode,
             window,
             resend_after: Duration::from_millis(resend_ms.max(1)),
             fps,
+            loops,
         })
     }
 }
@@ -86,11 +93,19 @@ pub fn main() -> eyre::Result<()> {
     run(&cfg, &rec, node, events)
 }
 
-/// Sends frame `index` with its frame-time stamp.
+/// Sends frame `index` (of the recording played `loops` times) with its frame-time stamp.
 fn send(node: &mut DoraNode, rec: &Recording, index: usize, timestamp_ns: u64) -> eyre::Result<()> {
-    let f: &RecordedFrame = &rec.frames[index];
+    let n = rec.frames.len().max(1);
+    let f: &RecordedFrame = &rec.frames[index % n];
+    // Each loop goes on numbering where the last ended.
+    let seqs = rec
+        .frames
+        .iter()
+        .map(|f| u64::from(f.seq) + 1)
+        .max()
+        .unwrap_or(0);
     let header = FrameHeader {
-        seq: u64::from(f.seq),
+        seq: u64::from(f.seq) + (index / n) as u64 * seqs,
         index: index as u64,
         timestamp_ns,
         width: rec.info.width,
@@ -117,15 +132,16 @@ pub fn run(
     mut events: dora_node_api::EventStream,
 ) -> eyre::Result<()> {
     let first = rec.frames.first().map_or(0, |f| f.timestamp_ns);
+    let last = rec.frames.last().map_or(0, |f| f.timestamp_ns);
+    let n = rec.frames.len() as u64;
+    // A loop lasts the recording plus one mean frame interval.
+    let period = (last - first) + (last - first) / n.saturating_sub(1).max(1);
     // Each frame's timestamp: as recorded, or where a camera at `fps` puts it (frame time is
     // the camera's: at 60 fps frames are stamped 16.7 ms apart).
-    let stamps: Vec<u64> = rec
-        .frames
-        .iter()
-        .enumerate()
-        .map(|(i, f)| match cfg.fps {
+    let stamps: Vec<u64> = (0..n * cfg.loops)
+        .map(|i| match cfg.fps {
             Some(fps) => first + (i as f64 * 1e9 / fps).round() as u64,
-            None => f.timestamp_ns,
+            None => rec.frames[(i % n) as usize].timestamp_ns + (i / n) * period,
         })
         .collect();
     // When each frame may leave, from the start: lock-step as soon as the window allows.
@@ -141,7 +157,7 @@ pub fn run(
         Mode::Realtime => usize::MAX,
     };
     play(cfg, rec, &stamps, &offsets, window, &mut node, &mut events)?;
-    tracing::info!(frames = rec.frames.len(), "replay finished");
+    tracing::info!(frames = stamps.len(), "replay finished");
     Ok(())
 }
 
@@ -157,7 +173,7 @@ fn play(
     node: &mut DoraNode,
     events: &mut dora_node_api::EventStream,
 ) -> eyre::Result<()> {
-    let total = rec.frames.len();
+    let total = stamps.len();
     let start = Instant::now();
     // Frames sent and not yet acknowledged, by index, with when each was last sent.
     let mut in_flight: BTreeMap<usize, Instant> = BTreeMap::new();

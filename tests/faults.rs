@@ -44,13 +44,18 @@ fn root() -> PathBuf {
 
 /// The committed sample's frames, looped and re-timed to 30 s at 30 fps.
 fn thirty_seconds(path: &Path) {
+    looped(path, FRAMES);
+}
+
+/// The committed sample's frames, looped and re-timed to `frames` at 30 fps.
+fn looped(path: &Path, frames: u64) {
     let sample = Recording::open(&root().join("recordings/vtest-100.mcap")).expect("sample");
     let info = RecordingInfo {
         fps: FPS as f64,
         ..sample.info.clone()
     };
     let mut w = RecordingWriter::create(path, &info).expect("create");
-    for i in 0..FRAMES {
+    for i in 0..frames {
         let src = &sample.frames[(i as usize) % sample.frames.len()];
         w.write_frame(&RecordedFrame {
             seq: i as u32,
@@ -277,4 +282,104 @@ fn injected_faults_cost_no_video_and_leave_evidence() {
         with_people * 10 >= frames * 9,
         "{with_people} of {frames} frames find people"
     );
+}
+
+/// A detector that dies on every frame it takes (a corrupt engine, a driver gone bad) must not
+/// spin: with the defaults (5 deaths within 60 s) each infer process holds back 10 s after its
+/// fifth death, `/health` says `degraded` and why, the audit has a `crash_loops` row, and the
+/// camera and the preview go on showing every frame.
+#[test]
+fn a_detector_that_dies_on_every_frame_is_held_back_and_the_video_goes_on() {
+    const LOOP_FRAMES: u64 = 600;
+    let dir = tempfile::tempdir().expect("tmp");
+    let rec = dir.path().join("twenty.mcap");
+    looped(&rec, LOOP_FRAMES);
+    let out = dir.path().join("out.jsonl");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .current_dir(root())
+        .arg("replay")
+        .arg(&rec)
+        .arg("-o")
+        .arg(&out)
+        .args(["--realtime", "--faults", "segv@0.."])
+        .args(["--infer-workers", "1"])
+        .args(["--monitor-port", &port.to_string()])
+        .arg("--workdir")
+        .arg(dir.path().join("work"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("vigil runs");
+    let watcher = std::thread::spawn(move || {
+        let mut reasons = std::collections::BTreeSet::new();
+        for _ in 0..600 {
+            if let Some(h) = health(port)
+                && h["status"] == "degraded"
+            {
+                reasons.insert(h["reason"].as_str().unwrap_or_default().to_owned());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if reasons.iter().any(|r| r.contains("held back")) {
+                break;
+            }
+        }
+        reasons
+    });
+    let output = child.wait_with_output().expect("vigil runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the dataflow did not end cleanly: {stderr}"
+    );
+    let reasons = watcher.join().expect("watcher");
+    eprintln!("/health said degraded: {reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("5 deaths within 60 s (the last: SIGSEGV)") && r.contains("10 s")),
+        "{reasons:?}"
+    );
+    let db = rusqlite::Connection::open(out.with_extension("audit.db")).expect("audit db");
+    let loops: Vec<(String, i64, i64, i64, String)> = db
+        .prepare("SELECT node, deaths, window_s, pause_ms, cause FROM crash_loops ORDER BY id")
+        .expect("query")
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    let restarts: i64 = db
+        .query_row("SELECT COUNT(*) FROM process_restarts", [], |r| r.get(0))
+        .expect("count");
+    let (frames_in, shown, gaps): (i64, i64, i64) = db
+        .query_row(
+            "SELECT frames_in, frames_shown, preview_gaps FROM sessions",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("one session");
+    eprintln!(
+        "crash loops {loops:?}; {restarts} restarts recorded; frames in {frames_in}, shown {shown}, gaps {gaps}"
+    );
+    assert!(!loops.is_empty(), "the breaker tripped");
+    for (node, deaths, window, pause, cause) in &loops {
+        assert!(node.starts_with("infer_"), "{node}");
+        assert_eq!((*deaths, *window, cause.as_str()), (5, 60, "SIGSEGV"));
+        assert!(*pause == 10_000 || *pause == 20_000, "{pause}");
+    }
+    // Held back, each process dies a handful of times in 20 s, not on every frame it could
+    // have taken.
+    assert!((1..=24).contains(&restarts), "{restarts} restarts in 20 s");
+    assert_eq!(gaps, 0, "the preview showed every frame after its first");
+    assert!(shown >= LOOP_FRAMES as i64 - 2, "shown {shown}");
+    let written = std::fs::read_to_string(&out)
+        .expect("output")
+        .lines()
+        .count();
+    assert_eq!(written as u64, LOOP_FRAMES, "one line per frame, none lost");
 }

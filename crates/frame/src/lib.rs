@@ -165,7 +165,7 @@ pub struct FaultReport {
     pub signal: Option<i32>,
 }
 
-/// What the infer node tells the monitor.
+/// What the infer processes (and the camera) tell the monitor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusMsg {
     /// A process started; `previous` is how its predecessor ended (`None`: first start, or a
@@ -184,6 +184,10 @@ pub enum StatusMsg {
         pause_ms: u64,
         cause: String,
     },
+    /// The camera stopped delivering; it is being reopened.
+    CameraDown { why: String },
+    /// The camera delivers again after `outage_ms` and `attempts` reopen attempts.
+    CameraUp { outage_ms: u64, attempts: u32 },
 }
 
 /// What the preprocess node makes of one infer process.

@@ -60,6 +60,15 @@ pub enum AuditEvent {
         cause: String,
         at_ts_ns: u64,
     },
+    /// The camera stopped delivering and is being reopened.
+    CameraDown {
+        why: String,
+    },
+    /// … and delivers again.
+    CameraUp {
+        outage_ms: u64,
+        attempts: u32,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +120,9 @@ pub struct Health {
     /// Processes holding back after a crash loop, and why.
     paused: BTreeMap<String, String>,
     crash_loops: u64,
+    /// Why the camera is down, while it is.
+    camera_down: Option<String>,
+    camera_outages: u64,
 }
 
 /// Camera frames remembered for looking up a fault frame's timestamp.
@@ -150,6 +162,8 @@ impl Health {
             roles: Vec::new(),
             paused: BTreeMap::new(),
             crash_loops: 0,
+            camera_down: None,
+            camera_outages: 0,
         }
     }
 
@@ -174,7 +188,12 @@ impl Health {
     /// crash-loop breaker), or `None` while it is well.
     #[must_use]
     pub fn degraded(&self) -> Option<String> {
-        let mut why: Vec<String> = self.paused.values().cloned().collect();
+        let mut why: Vec<String> = self
+            .camera_down
+            .iter()
+            .map(|w| format!("camera: {w}; reopening"))
+            .chain(self.paused.values().cloned())
+            .collect();
         if self.stalled() {
             why.push("frames are going out without detections".to_owned());
         }
@@ -253,6 +272,21 @@ impl Health {
                     pause_ms: *pause_ms,
                     cause: cause.clone(),
                     at_ts_ns: self.clock_ns,
+                }]
+            }
+            StatusMsg::CameraDown { why } => {
+                self.camera_outages += 1;
+                self.camera_down = Some(why.clone());
+                vec![AuditEvent::CameraDown { why: why.clone() }]
+            }
+            StatusMsg::CameraUp {
+                outage_ms,
+                attempts,
+            } => {
+                self.camera_down = None;
+                vec![AuditEvent::CameraUp {
+                    outage_ms: *outage_ms,
+                    attempts: *attempts,
                 }]
             }
             StatusMsg::Started { previous, .. } => {
@@ -523,6 +557,11 @@ impl Health {
             &[(String::new(), self.stalls)],
         );
         counter(
+            "vigil_camera_outages_total",
+            "Times the camera stopped delivering and was reopened.",
+            &[(String::new(), self.camera_outages)],
+        );
+        counter(
             "vigil_crash_loops_total",
             "Times an infer process held back its restart after dying too often.",
             &[(String::new(), self.crash_loops)],
@@ -713,5 +752,113 @@ mod tests {
         late.shown(&h(10), 1); // connected at frame 10
         late.shown(&h(11), 2);
         assert_eq!(late.preview_gaps, 0);
+    }
+
+    #[test]
+    fn with_a_standby_recovery_counts_from_frames_already_answered() {
+        let mut m = Health::new();
+        let started = |previous| StatusMsg::Started { pid: 1, previous };
+        m.status("infer_0", &started(None));
+        m.status("infer_1", &started(None));
+        m.roles(vec![Role::Active, Role::Standby]);
+        assert!(m.health_json().contains(
+            "\"infer\":[{\"node\":\"infer_0\",\"role\":\"active\"},{\"node\":\"infer_1\",\"role\":\"standby\"}],\"standby_ready\":true"
+        ));
+        for s in 0..10 {
+            m.frame(&h(s));
+            m.result(&result(s, true, false), None);
+        }
+        // infer_0 dies on frame 10; the standby answers 11 onwards, long before the dead
+        // process is back to say how it died.
+        m.roles(vec![Role::Down, Role::Active]);
+        m.frame(&h(10));
+        m.result(&result(10, false, true), None);
+        for s in 11..40 {
+            m.frame(&h(s));
+            m.result(&result(s, true, false), None);
+        }
+        assert!(m.health_json().contains("\"standby_ready\":false"));
+        let ev = m.status(
+            "infer_0",
+            &started(Some(FaultReport {
+                cause: "SIGSEGV".into(),
+                seq: 10,
+                exit_code: None,
+                signal: Some(11),
+            })),
+        );
+        assert!(matches!(ev[0], AuditEvent::Restart(_)), "{ev:?}");
+        let AuditEvent::Recovered {
+            first_detection_ms,
+            frames_without_detections,
+            ..
+        } = ev[1]
+        else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(frames_without_detections, 1);
+        assert!(
+            (first_detection_ms - 33.333_333).abs() < 1e-3,
+            "{first_detection_ms}"
+        );
+    }
+
+    #[test]
+    fn a_crash_loop_and_a_camera_outage_degrade_health_with_the_reason() {
+        let mut m = Health::new();
+        m.frame(&h(0));
+        assert!(m.degraded().is_none());
+        let ev = m.status(
+            "infer_1",
+            &StatusMsg::Paused {
+                deaths: 5,
+                window_s: 60,
+                pause_ms: 10_000,
+                cause: "SIGSEGV".into(),
+            },
+        );
+        assert!(matches!(ev[0], AuditEvent::CrashLoop { deaths: 5, .. }));
+        let why = m.degraded().expect("degraded");
+        assert!(
+            why.contains(
+                "infer_1: 5 deaths within 60 s (the last: SIGSEGV); restarts held back for 10 s"
+            ),
+            "{why}"
+        );
+        m.roles(vec![Role::Active, Role::Down]);
+        assert!(
+            m.health_json().contains("\"role\":\"paused\""),
+            "{}",
+            m.health_json()
+        );
+        m.status(
+            "infer_1",
+            &StatusMsg::Started {
+                pid: 9,
+                previous: None,
+            },
+        );
+        assert!(m.degraded().is_none(), "back: well again");
+        let ev = m.status(
+            "camera",
+            &StatusMsg::CameraDown {
+                why: "the camera is gone (No such device)".into(),
+            },
+        );
+        assert_eq!(ev.len(), 1);
+        assert!(
+            m.degraded()
+                .expect("down")
+                .starts_with("camera: the camera is gone")
+        );
+        assert!(m.prometheus().contains("vigil_camera_outages_total 1"));
+        m.status(
+            "camera",
+            &StatusMsg::CameraUp {
+                outage_ms: 1200,
+                attempts: 3,
+            },
+        );
+        assert!(m.degraded().is_none());
     }
 }

@@ -11,6 +11,7 @@
 //! | ready        | empty — an infer process is free for a frame          | `pid`, `received` (last frame it answered) |
 //! | status       | empty — infer's `started` (with how its predecessor died) or `rejected` | `event`, `pid`, `fault_*` |
 //! | status       | … or `paused` (a crash loop: restarts held back)        | `deaths`, `window_s`, `pause_ms`, `fault_cause` |
+//! | status       | camera → monitor: `camera_down` / `camera_up` (an outage) | `why` / `outage_ms`, `attempts`  |
 //! | roles        | empty — what preprocess makes of each infer process     | `roles`: `active,standby,down`, by process |
 //! | shown        | empty — the preview showed this frame                  | header, `shown_total`             |
 //! | ack          | empty `UInt8`                                      | header                            |
@@ -67,6 +68,9 @@ pub mod keys {
     pub const WINDOW_S: &str = "window_s";
     pub const PAUSE_MS: &str = "pause_ms";
     pub const ROLES: &str = "roles";
+    pub const WHY: &str = "why";
+    pub const OUTAGE_MS: &str = "outage_ms";
+    pub const ATTEMPTS: &str = "attempts";
 }
 
 fn insert_latency(l: Latency, p: &mut MetadataParameters) {
@@ -736,6 +740,24 @@ impl Encode for StatusMsg {
                 );
                 p.insert(keys::FAULT_CAUSE.into(), Parameter::String(cause.clone()));
             }
+            Self::CameraDown { why } => {
+                p.insert(keys::EVENT.into(), Parameter::String("camera_down".into()));
+                p.insert(keys::WHY.into(), Parameter::String(why.clone()));
+            }
+            Self::CameraUp {
+                outage_ms,
+                attempts,
+            } => {
+                p.insert(keys::EVENT.into(), Parameter::String("camera_up".into()));
+                p.insert(
+                    keys::OUTAGE_MS.into(),
+                    Parameter::Integer(i64::try_from(*outage_ms).unwrap_or(i64::MAX)),
+                );
+                p.insert(
+                    keys::ATTEMPTS.into(),
+                    Parameter::Integer((*attempts).into()),
+                );
+            }
         }
         (p, Arc::new(UInt8Array::from(Vec::<u8>::new())))
     }
@@ -777,10 +799,22 @@ pub fn decode_status(p: &MetadataParameters) -> Result<StatusMsg, MsgError> {
                 other => return Err(bad(keys::FAULT_CAUSE, format!("{other:?}"), "a string")),
             },
         }),
+        Parameter::String(e) if e == "camera_down" => Ok(StatusMsg::CameraDown {
+            why: match get(p, keys::WHY)? {
+                Parameter::String(w) => w.clone(),
+                other => return Err(bad(keys::WHY, format!("{other:?}"), "a string")),
+            },
+        }),
+        Parameter::String(e) if e == "camera_up" => Ok(StatusMsg::CameraUp {
+            outage_ms: u64::try_from(int(p, keys::OUTAGE_MS)?)
+                .map_err(|_| bad(keys::OUTAGE_MS, "negative", "a u64"))?,
+            attempts: u32::try_from(int(p, keys::ATTEMPTS)?)
+                .map_err(|_| bad(keys::ATTEMPTS, "out of range", "a u32"))?,
+        }),
         other => Err(bad(
             keys::EVENT,
             format!("{other:?}"),
-            "\"started\", \"rejected\" or \"paused\"",
+            "\"started\", \"rejected\", \"paused\", \"camera_down\" or \"camera_up\"",
         )),
     }
 }
@@ -1016,6 +1050,13 @@ mod tests {
                 window_s: 60,
                 pause_ms: 10_000,
                 cause: "SIGSEGV".into(),
+            },
+            StatusMsg::CameraDown {
+                why: "the camera is gone (No such device)".into(),
+            },
+            StatusMsg::CameraUp {
+                outage_ms: 2_500,
+                attempts: 4,
             },
         ] {
             let (p, _) = msg.encode();

@@ -1,10 +1,19 @@
 //! The camera node: V4L2 capture of MJPEG frames, sent on `frame` byte for byte as the driver
 //! delivered them, with the driver's sequence number and capture timestamp.
 //!
-//! Only [`Config`] can be tested without a camera; the capture test is `#[ignore]`d and runs
-//! where `/dev/video0` exists (`cargo test -p vigil-camera -- --ignored`).
+//! When capture fails later on (unplugged, `EIO`, no frame within [`CAPTURE_TIMEOUT`]) the
+//! device is reopened with back-off ([`reconnect`], a pure state machine) and capture resumes
+//! by itself; each outage goes to the monitor on `status` (an audit row, `/health` degraded
+//! meanwhile). No other node restarts. The first open must succeed: a wrong device path fails
+//! before anything starts.
+//!
+//! [`Config`] and [`reconnect`] are tested without a camera; the capture test is `#[ignore]`d
+//! and runs where `/dev/video0` exists (`cargo test -p vigil-camera -- --ignored`).
+
+pub mod reconnect;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use dora_node_api::dora_core::config::DataId;
 use dora_node_api::{DoraArray, DoraNode, Event, EventStream};
@@ -14,7 +23,12 @@ use v4l::io::traits::CaptureStream;
 use v4l::prelude::MmapStream;
 use v4l::video::Capture as _;
 use v4l::{Device, FourCC};
-use vigil_msg::{Frame, FrameHeader};
+use vigil_msg::{Encode, Frame, FrameHeader, StatusMsg};
+
+use crate::reconnect::{Action, Backoff, Failure, Reconnect, Report};
+
+/// A camera that delivers no frame for this long is reopened.
+pub const CAPTURE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -89,8 +103,9 @@ impl Capture {
         }
         dev.set_params(&v4l::video::capture::Parameters::with_fps(cfg.fps))
             .wrap_err("setting the frame rate")?;
-        let stream = MmapStream::with_buffers(&dev, Type::VideoCapture, 4)
+        let mut stream = MmapStream::with_buffers(&dev, Type::VideoCapture, 4)
             .wrap_err("starting the capture stream")?;
+        stream.set_timeout(CAPTURE_TIMEOUT);
         Ok(Self {
             stream,
             width: fmt.width,
@@ -98,8 +113,8 @@ impl Capture {
         })
     }
 
-    pub fn next_frame(&mut self) -> eyre::Result<Captured<'_>> {
-        let (buf, meta) = self.stream.next().wrap_err("capturing a frame")?;
+    pub fn next_frame(&mut self) -> std::io::Result<Captured<'_>> {
+        let (buf, meta) = self.stream.next()?;
         let used = (meta.bytesused as usize).min(buf.len());
         let ts = meta.timestamp;
         let timestamp_ns = (ts.sec.max(0) as u64) * 1_000_000_000 + (ts.usec.max(0) as u64) * 1_000;
@@ -115,34 +130,112 @@ pub fn main() -> eyre::Result<()> {
     let cfg = Config::new(&vigil_config::from_env()?.camera);
     let capture = Capture::open(&cfg)?;
     let (node, events) = DoraNode::init_from_env().wrap_err("camera: connecting to dora")?;
-    run(capture, node, events)
+    run(&cfg, capture, node, events)
 }
 
-pub fn run(mut capture: Capture, mut node: DoraNode, mut events: EventStream) -> eyre::Result<()> {
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Why opening failed, as the state machine classifies it.
+fn open_failure(e: &eyre::Report) -> Failure {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<std::io::Error>())
+        .map_or_else(|| Failure::Driver(format!("{e:#}")), Failure::of)
+}
+
+pub fn run(
+    cfg: &Config,
+    capture: Capture,
+    mut node: DoraNode,
+    mut events: EventStream,
+) -> eyre::Result<()> {
     let output = DataId::from(vigil_config::topology::port::FRAME.to_owned());
-    for index in 0u64.. {
-        if let Ok(Event::Stop(_)) = events.try_recv() {
-            return Ok(());
-        }
-        let (width, height) = (capture.width, capture.height);
-        let f = capture.next_frame()?;
-        let header = FrameHeader {
-            seq: u64::from(f.seq),
-            index,
-            timestamp_ns: f.timestamp_ns,
-            width,
-            height,
+    let status = DataId::from(vigil_config::topology::port::STATUS.to_owned());
+    let mut capture = Some(capture);
+    let mut reconnect = Reconnect::new(Backoff::default());
+    let report = |node: &mut DoraNode, r: Option<Report>| -> eyre::Result<()> {
+        let Some(r) = r else { return Ok(()) };
+        let msg = match r {
+            Report::Down { why, .. } => {
+                tracing::error!(device = %cfg.device.display(), %why, "camera: capture stopped; reopening");
+                StatusMsg::CameraDown { why }
+            }
+            Report::Up {
+                outage_ms,
+                attempts,
+                ..
+            } => {
+                tracing::warn!(outage_ms, attempts, "camera: capture resumed");
+                StatusMsg::CameraUp {
+                    outage_ms,
+                    attempts,
+                }
+            }
         };
-        let (params, data) = Frame {
-            header,
-            captured_unix_ns: vigil_msg::unix_now_ns(),
-            jpeg: f.jpeg,
+        let (params, array) = msg.encode();
+        node.send_output(status.clone(), params, DoraArray::from(array))
+            .wrap_err("camera: sending status")
+    };
+    let mut index = 0u64;
+    loop {
+        match reconnect.next() {
+            Action::Capture => {
+                if let Ok(Event::Stop(_)) = events.try_recv() {
+                    return Ok(());
+                }
+                let Some(cap) = capture.as_mut() else {
+                    report(
+                        &mut node,
+                        reconnect.failed(unix_ms(), &Failure::Driver("not open".into())),
+                    )?;
+                    continue;
+                };
+                let (width, height) = (cap.width, cap.height);
+                match cap.next_frame() {
+                    Ok(f) => {
+                        let header = FrameHeader {
+                            seq: u64::from(f.seq),
+                            index,
+                            timestamp_ns: f.timestamp_ns,
+                            width,
+                            height,
+                        };
+                        let (params, data) = Frame {
+                            header,
+                            captured_unix_ns: vigil_msg::unix_now_ns(),
+                            jpeg: f.jpeg,
+                        }
+                        .encode();
+                        node.send_output(output.clone(), params, DoraArray::from(data))
+                            .wrap_err("camera: sending frame")?;
+                        index += 1;
+                        report(&mut node, reconnect.frame(unix_ms()))?;
+                    }
+                    Err(e) => {
+                        capture = None;
+                        report(&mut node, reconnect.failed(unix_ms(), &Failure::of(&e)))?;
+                    }
+                }
+            }
+            Action::Reopen { after_ms } => {
+                // Wait, but leave at once if the dataflow stops.
+                if let Some(Event::Stop(_)) = events.recv_timeout(Duration::from_millis(after_ms)) {
+                    return Ok(());
+                }
+                reconnect.reopening();
+                match Capture::open(cfg) {
+                    Ok(c) => {
+                        capture = Some(c);
+                        reconnect.reopened();
+                    }
+                    Err(e) => report(&mut node, reconnect.failed(unix_ms(), &open_failure(&e)))?,
+                }
+            }
         }
-        .encode();
-        node.send_output(output.clone(), params, DoraArray::from(data))
-            .wrap_err("camera: sending frame")?;
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! pipeline_stall_events(id, session_id, node, at_unix_ms, started_ts_ns, first_seq,
 //!          ended_ts_ns, duration_ms, frames_without_detections)
 //! crash_loops(id, session_id, node, at_unix_ms, at_ts_ns, deaths, window_s, pause_ms, cause)
+//! camera_outages(id, session_id, at_unix_ms, why, resumed_unix_ms, outage_ms, attempts)
 //! ```
 //! Times `*_ts_ns` are frame timestamps; `*_unix_ms` wall clock; durations in frame time.
 
@@ -66,6 +67,15 @@ CREATE TABLE IF NOT EXISTS crash_loops (
     window_s INTEGER NOT NULL,
     pause_ms INTEGER NOT NULL,
     cause TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS camera_outages (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    at_unix_ms INTEGER NOT NULL,
+    why TEXT NOT NULL,
+    resumed_unix_ms INTEGER,
+    outage_ms INTEGER,
+    attempts INTEGER
 );
 ";
 
@@ -165,6 +175,28 @@ impl Audit {
                         window_s,
                         i64::try_from(*pause_ms).unwrap_or(i64::MAX),
                         cause
+                    ],
+                )?;
+                Ok(())
+            }
+            AuditEvent::CameraDown { why } => {
+                self.db.execute(
+                    "INSERT INTO camera_outages (session_id, at_unix_ms, why) VALUES (?1, ?2, ?3)",
+                    params![self.session, now_unix_ms, why],
+                )?;
+                Ok(())
+            }
+            AuditEvent::CameraUp {
+                outage_ms,
+                attempts,
+            } => {
+                self.db.execute(
+                    "UPDATE camera_outages SET resumed_unix_ms = ?1, outage_ms = ?2, attempts = ?3 WHERE id = (SELECT MAX(id) FROM camera_outages WHERE session_id = ?4)",
+                    params![
+                        now_unix_ms,
+                        i64::try_from(*outage_ms).unwrap_or(i64::MAX),
+                        attempts,
+                        self.session
                     ],
                 )?;
                 Ok(())

@@ -84,6 +84,9 @@ pub fn main() -> eyre::Result<()> {
     run(&cfg, audit, &shared, node, events)
 }
 
+/// The camera's outages (`camera/status`).
+const CAMERA_STATUS: &str = "camera_status";
+
 /// Wall time each recent camera frame arrived, for the pipeline latency.
 const ARRIVALS: usize = 256;
 
@@ -122,6 +125,7 @@ pub fn run(
                 }
                 Err(e) => Err(e),
             },
+            CAMERA_STATUS => decode_status(p).map(|s| health.status(topology::node::CAMERA, &s)),
             topology::port::ROLES => decode_roles(p).map(|roles| {
                 health.roles(roles);
                 Vec::new()
@@ -218,7 +222,7 @@ fn log_flight(done: Result<(PathBuf, u64), vigil_record::RecordError>, cfg: &Con
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "monitor: keeping flight recordings within budget")
+                    tracing::error!(error = %e, "monitor: keeping flight recordings within budget");
                 }
             }
         }

@@ -403,11 +403,7 @@ pub fn replay_dataflow(
 
 /// Is `id` one of the graph's infer processes (`infer`, `infer_K`)?
 fn is_infer(id: &str) -> bool {
-    id == node::INFER
-        || id
-            .strip_prefix(node::INFER)
-            .and_then(|k| k.strip_prefix('_'))
-            .is_some_and(|k| k.parse::<usize>().is_ok())
+    topology::split_worker_port(id).0 == node::INFER
 }
 
 /// The graph with its infer processes folded into one `infer` node (the first of them, its
@@ -572,11 +568,12 @@ pub fn replay(
     );
     let (mut first, mut last) = (None, None);
     let mut seen = 0;
+    let mut counter = LineCounter::default();
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
         }
-        let n = count_lines(&output);
+        let n = counter.count(&output);
         if n > seen {
             let now = std::time::Instant::now();
             first.get_or_insert((now, n));
@@ -749,6 +746,39 @@ fn dora_cli() -> PathBuf {
 
 fn count_lines(path: &Path) -> u64 {
     std::fs::File::open(path).map_or(0, |f| std::io::BufReader::new(f).lines().count() as u64)
+}
+
+/// Lines of a growing file, reading only what was added since the last look (a soak's output
+/// grows to 100 000 lines: counting them all 50 times a second would cost a core).
+#[derive(Debug, Default)]
+struct LineCounter {
+    read: u64,
+    lines: u64,
+}
+
+impl LineCounter {
+    fn count(&mut self, path: &Path) -> u64 {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut f) = std::fs::File::open(path) else {
+            return self.lines;
+        };
+        // Written anew (the sink truncates an old output): count from the start.
+        if f.metadata().is_ok_and(|m| m.len() < self.read) {
+            *self = Self::default();
+        }
+        if f.seek(SeekFrom::Start(self.read)).is_err() {
+            return self.lines;
+        }
+        let mut buf = Vec::new();
+        if f.read_to_end(&mut buf).is_ok() {
+            // Count up to the last complete line; a partial one is read again next time.
+            if let Some(end) = buf.iter().rposition(|&b| b == b'\n') {
+                self.lines += buf[..=end].split(|&b| b == b'\n').count() as u64 - 1;
+                self.read += end as u64 + 1;
+            }
+        }
+        self.lines
+    }
 }
 
 /// Gathers the child's output lines on background threads.
@@ -1011,6 +1041,23 @@ mod tests {
             ),
             ["infer.standby", "infer.state_dir"]
         );
+    }
+
+    #[test]
+    fn the_line_counter_reads_only_what_was_added() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("out.jsonl");
+        let mut c = LineCounter::default();
+        assert_eq!(c.count(&p), 0, "no file yet");
+        let mut f = std::fs::File::create(&p).expect("create");
+        write!(f, "a\nb\nhalf").expect("write");
+        assert_eq!(c.count(&p), 2, "a partial line is not a line");
+        write!(f, " done\nc\n").expect("write");
+        assert_eq!(c.count(&p), 4);
+        assert_eq!(count_lines(&p), 4);
+        std::fs::write(&p, "new\n").expect("truncate");
+        assert_eq!(c.count(&p), 1, "an output written anew is counted anew");
     }
 
     #[test]

@@ -296,6 +296,11 @@ pub struct CrashLoop {
     pub max_pause_s: std::num::NonZeroU32,
 }
 
+impl CrashLoop {
+    /// Deaths each process remembers, so the most `deaths` may be.
+    pub const MAX_DEATHS: u32 = 32;
+}
+
 impl Default for CrashLoop {
     fn default() -> Self {
         let n = |v| std::num::NonZeroU32::new(v).unwrap_or(std::num::NonZeroU32::MIN);
@@ -619,6 +624,16 @@ impl Config {
 
     /// Checks what the types alone do not.
     fn validate(&self) -> Result<(), ConfigError> {
+        let deaths = self.infer.crash_loop.deaths.get();
+        if deaths > CrashLoop::MAX_DEATHS {
+            return Err(ConfigError::Invalid {
+                key: "infer.crash_loop.deaths",
+                reason: format!(
+                    "{deaths}: at most {} (the deaths each process remembers)",
+                    CrashLoop::MAX_DEATHS
+                ),
+            });
+        }
         let p = &self.preprocess;
         if !p.scale.is_finite() {
             return Err(ConfigError::Invalid {

@@ -31,6 +31,8 @@ pub mod port {
     pub const SKIPPED: &str = "skipped";
     /// infer → monitor: started / rejected (`status_K` from `infer_K`).
     pub const STATUS: &str = "status";
+    /// camera/status → monitor, as the monitor's input: the camera's outages.
+    pub const CAMERA_STATUS: &str = "camera_status";
     /// preprocess → monitor: which infer process is active, which stands by.
     pub const ROLES: &str = "roles";
     /// track → preview, monitor, sink.

@@ -84,20 +84,6 @@ pub fn dora_node() -> Result<Option<dora_message::daemon_to_node::NodeConfig>, C
     }
 }
 
-/// How many infer processes a node with these outputs (or inputs) deals with: one per
-/// `port` or `port_K`.
-pub fn infer_processes<'a>(ids: impl IntoIterator<Item = &'a str>, port: &str) -> usize {
-    ids.into_iter()
-        .filter(|id| {
-            *id == port
-                || id
-                    .strip_prefix(port)
-                    .and_then(|rest| rest.strip_prefix('_'))
-                    .is_some_and(|k| k.parse::<usize>().is_ok())
-        })
-        .count()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,14 +108,5 @@ mod tests {
         assert_eq!(l.flag_or("F", false), Ok(true));
         assert!(l.flag_or("B", false).is_err());
         assert!(l.parse_required::<u32>("MISSING").is_err());
-    }
-
-    #[test]
-    fn infer_processes_are_counted_from_port_names() {
-        assert_eq!(super::infer_processes(["tensor", "skipped"], "tensor"), 1);
-        assert_eq!(
-            super::infer_processes(["tensor_0", "tensor_1", "tensor_x", "tensors"], "tensor"),
-            2
-        );
     }
 }

@@ -134,9 +134,29 @@ pub fn main() -> eyre::Result<()> {
 }
 
 fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    vigil_msg::unix_now_ns() / 1_000_000
+}
+
+/// The driver numbers frames from 0 again after a reopen: sequence numbers sent on go on
+/// rising across outages.
+#[derive(Debug, Default)]
+struct Sequence {
+    offset: u64,
+    last: Option<u64>,
+}
+
+impl Sequence {
+    fn of(&mut self, driver: u32) -> u64 {
+        let mut seq = u64::from(driver) + self.offset;
+        if let Some(last) = self.last
+            && seq <= last
+        {
+            self.offset += last + 1 - seq;
+            seq = last + 1;
+        }
+        self.last = Some(seq);
+        seq
+    }
 }
 
 /// Why opening failed, as the state machine classifies it.
@@ -180,6 +200,7 @@ pub fn run(
             .wrap_err("camera: sending status")
     };
     let mut index = 0u64;
+    let mut seqs = Sequence::default();
     loop {
         match reconnect.next() {
             Action::Capture => {
@@ -197,7 +218,7 @@ pub fn run(
                 match cap.next_frame() {
                     Ok(f) => {
                         let header = FrameHeader {
-                            seq: u64::from(f.seq),
+                            seq: seqs.of(f.seq),
                             index,
                             timestamp_ns: f.timestamp_ns,
                             width,
@@ -221,8 +242,10 @@ pub fn run(
                 }
             }
             Action::Reopen { after_ms } => {
-                // Wait, but leave at once if the dataflow stops.
-                if let Some(Event::Stop(_)) = events.recv_timeout(Duration::from_millis(after_ms)) {
+                // Wait, but leave at once if the dataflow stops (`None`: the stream closed).
+                if let None | Some(Event::Stop(_)) =
+                    events.recv_timeout(Duration::from_millis(after_ms))
+                {
                     return Ok(());
                 }
                 reconnect.reopening();
@@ -241,6 +264,16 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_numbers_go_on_rising_when_the_driver_starts_again() {
+        let mut s = Sequence::default();
+        let seqs: Vec<u64> = [5, 6, 7, 0, 1, 2, 0, 9]
+            .into_iter()
+            .map(|d| s.of(d))
+            .collect();
+        assert_eq!(seqs, [5, 6, 7, 8, 9, 10, 11, 20]);
+    }
 
     #[test]
     fn the_camera_section_is_the_c920_720p_mode_by_default() {

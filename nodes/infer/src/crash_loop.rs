@@ -13,8 +13,9 @@ use std::path::Path;
 
 use vigil_config::CrashLoop;
 
-/// Records kept per process.
-pub const KEEP: usize = 64;
+/// Records kept per process: every death `infer.crash_loop.deaths` may count (at most
+/// [`CrashLoop::MAX_DEATHS`]) and the pauses between them.
+pub const KEEP: usize = 2 * CrashLoop::MAX_DEATHS as usize;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Record {
@@ -131,7 +132,7 @@ impl History {
                 at_ms,
                 len_ms,
                 level,
-            } => Some((at_ms + len_ms, *level)),
+            } => Some((at_ms.saturating_add(*len_ms), *level)),
             Record::Death { .. } => None,
         });
         let since = now_ms
@@ -153,7 +154,9 @@ impl History {
         }
         // Tripping again soon after the last pause: twice as long as that one.
         let level = match last_pause {
-            Some((end, level)) if now_ms.saturating_sub(end) <= window_ms => level + 1,
+            Some((end, level)) if now_ms.saturating_sub(end) <= window_ms => {
+                level.saturating_add(1)
+            }
             _ => 0,
         };
         let base = u64::from(cfg.pause_s.get()) * 1000;

@@ -3,7 +3,6 @@
 //! infer node fail in the named way on the first frame it runs on at or after that sequence number (live,
 //! the detector takes the newest frame when it is free, so the planned one may pass it by).
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use vigil_detect::{OutputShape, OutputTensor};
@@ -11,37 +10,44 @@ use vigil_infer::{Backend, InferError, InputSpec, Outputs, RgbFrame};
 
 pub use vigil_config::{Fault, FaultPlan};
 
-/// The planned faults already injected by any infer process of this dataflow
-/// (`<state_dir>/faults.done`, a `<dataflow id> <planned frame>` line each): with a standby or
-/// several workers, whichever process meets a planned fault first injects it, the others pass.
+/// The planned faults already injected by any infer process of this dataflow: one marker file
+/// per fault in the state folder (`faults-<dataflow id>-<planned frame>.done`), created with
+/// `O_EXCL`, so that of several processes meeting a planned fault at once exactly one injects
+/// it. With a standby or several workers, whichever process meets a planned fault first
+/// injects it, the others pass.
 #[derive(Debug, Clone)]
 pub struct Ledger {
-    path: PathBuf,
+    dir: PathBuf,
     dataflow: String,
 }
 
 impl Ledger {
     #[must_use]
-    pub fn new(path: PathBuf, dataflow: &str) -> Self {
+    pub fn new(dir: PathBuf, dataflow: &str) -> Self {
         Self {
-            path,
+            dir,
             dataflow: dataflow.to_owned(),
         }
     }
 
-    fn done(&self, planned: u64) -> bool {
-        let line = format!("{} {planned}", self.dataflow);
-        std::fs::read_to_string(&self.path).is_ok_and(|t| t.lines().any(|l| l == line))
-    }
-
-    fn record(&self, planned: u64) {
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .and_then(|mut f| writeln!(f, "{} {planned}", self.dataflow));
-        if let Err(e) = written {
-            tracing::error!(path = %self.path.display(), error = %e, "infer: fault ledger not written");
+    /// Claims planned fault `planned` for this process: false when another has it already.
+    /// A marker that cannot be written (the folder gone) lets the fault happen: a drill is
+    /// better repeated than lost.
+    fn claim(&self, planned: u64) -> bool {
+        let path = self
+            .dir
+            .join(format!("faults-{}-{planned}.done", self.dataflow));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "infer: fault marker not written");
+                true
+            }
         }
     }
 }
@@ -96,14 +102,9 @@ impl<B: Backend> Faulty<B> {
                 return Ok(None);
             };
             self.done = Some(planned);
-            match &self.ledger {
-                // Another process met this one first.
-                Some(l) if l.done(planned) => {}
-                Some(l) => {
-                    l.record(planned);
-                    break (planned, fault);
-                }
-                None => break (planned, fault),
+            // Unless another process met this one first.
+            if self.ledger.as_ref().is_none_or(|l| l.claim(planned)) {
+                break (planned, fault);
             }
         };
         tracing::warn!(seq = self.seq, planned, fault = %fault, "infer: injecting fault");

@@ -53,7 +53,7 @@ pub struct Config {
     pub last_words: PathBuf,
     /// … its deaths, for the crash-loop breaker.
     pub deaths: PathBuf,
-    /// … and the faults injected by any infer process of the dataflow.
+    /// … and where the faults injected by any infer process of the dataflow are marked.
     pub fault_ledger: PathBuf,
     pub crash_loop: vigil_config::CrashLoop,
 }
@@ -70,7 +70,7 @@ impl Config {
             faults: c.infer.faults.clone(),
             last_words: c.infer.state_dir.join(format!("{node_id}.lastwords")),
             deaths: c.infer.state_dir.join(format!("{node_id}.deaths")),
-            fault_ledger: c.infer.state_dir.join("faults.done"),
+            fault_ledger: c.infer.state_dir.clone(),
             crash_loop: c.infer.crash_loop.clone(),
             ort: OrtConfig {
                 model: c.model.path.clone(),
@@ -137,12 +137,6 @@ impl Identity {
     }
 }
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// What the crash-loop breaker decided for a starting process.
 enum Breaker {
     /// Go on: load the model, then connect.
@@ -163,17 +157,21 @@ fn crash_loop_breaker(
     if me.restarts == 0 {
         return Ok(Breaker::Go);
     }
-    let mut history = crash_loop::History::load(&cfg.deaths, &me.dataflow)
-        .wrap_err_with(|| format!("infer: reading {}", cfg.deaths.display()))?;
-    let now = unix_ms();
+    // The breaker must not be what stops the detector: a history it cannot read or write is
+    // logged and taken as empty.
+    let mut history = crash_loop::History::load(&cfg.deaths, &me.dataflow).unwrap_or_else(|e| {
+        tracing::error!(path = %cfg.deaths.display(), error = %e, "infer: deaths not readable; counting afresh");
+        crash_loop::History::new(&me.dataflow)
+    });
+    let now = vigil_msg::unix_now_ns() / 1_000_000;
     history.death(
         now,
         previous.map_or("died without last words", |p| p.cause.as_str()),
     );
     let pause = history.decide(&cfg.crash_loop, now);
-    history
-        .save(&cfg.deaths)
-        .wrap_err_with(|| format!("infer: writing {}", cfg.deaths.display()))?;
+    if let Err(e) = history.save(&cfg.deaths) {
+        tracing::error!(path = %cfg.deaths.display(), error = %e, "infer: deaths not written");
+    }
     let Some(pause) = pause else {
         return Ok(Breaker::Go);
     };
@@ -201,7 +199,8 @@ fn crash_loop_breaker(
     let until = Instant::now() + Duration::from_millis(pause.pause_ms);
     while let Some(left) = until.checked_duration_since(Instant::now()) {
         match events.recv_timeout(left) {
-            Some(Event::Stop(_)) => return Ok(Breaker::Stopped),
+            // `None`: the event stream closed.
+            None | Some(Event::Stop(_)) => return Ok(Breaker::Stopped),
             Some(Event::InputClosed { id }) if id.as_str() == port::TENSOR => {
                 return Ok(Breaker::Stopped);
             }

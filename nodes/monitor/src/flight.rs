@@ -140,12 +140,14 @@ impl FlightRecorder {
 /// Returns what was removed.
 pub fn enforce_budget(dir: &Path, budget_bytes: u64) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<(std::time::SystemTime, PathBuf, u64)> = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
+    // An entry that cannot be read (removed meanwhile) is not counted.
+    for entry in std::fs::read_dir(dir)?.filter_map(Result::ok) {
         let path = entry.path();
-        if path.extension().is_some_and(|e| e == "mcap") {
-            let meta = entry.metadata()?;
-            files.push((meta.modified()?, path, meta.len()));
+        if path.extension().is_some_and(|e| e == "mcap")
+            && let Ok(meta) = entry.metadata()
+            && let Ok(modified) = meta.modified()
+        {
+            files.push((modified, path, meta.len()));
         }
     }
     files.sort();
@@ -156,9 +158,14 @@ pub fn enforce_budget(dir: &Path, budget_bytes: u64) -> std::io::Result<Vec<Path
         if total <= budget_bytes {
             break;
         }
-        std::fs::remove_file(&path)?;
-        total -= len;
-        removed.push(path);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                total -= len;
+                removed.push(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => total -= len,
+            Err(e) => return Err(e),
+        }
     }
     Ok(removed)
 }

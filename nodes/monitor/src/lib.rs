@@ -84,9 +84,6 @@ pub fn main() -> eyre::Result<()> {
     run(&cfg, audit, &shared, node, events)
 }
 
-/// The camera's outages (`camera/status`).
-const CAMERA_STATUS: &str = "camera_status";
-
 /// Wall time each recent camera frame arrived, for the pipeline latency.
 const ARRIVALS: usize = 256;
 
@@ -125,7 +122,9 @@ pub fn run(
                 }
                 Err(e) => Err(e),
             },
-            CAMERA_STATUS => decode_status(p).map(|s| health.status(topology::node::CAMERA, &s)),
+            topology::port::CAMERA_STATUS => {
+                decode_status(p).map(|s| health.status(topology::node::CAMERA, &s))
+            }
             topology::port::ROLES => decode_roles(p).map(|roles| {
                 health.roles(roles);
                 Vec::new()
@@ -215,6 +214,7 @@ fn log_flight(done: Result<(PathBuf, u64), vigil_record::RecordError>, cfg: &Con
             if cfg.flight_budget == 0 {
                 return;
             }
+            // Audit rows keep naming recordings removed here; the file is gone, the row stays.
             match flight::enforce_budget(&cfg.flight_dir, cfg.flight_budget) {
                 Ok(removed) => {
                     for p in removed {

@@ -52,7 +52,8 @@ impl Config {
             gpu_letterbox: r.config.letterbox_on_gpu(),
             workers,
             standby: infer.standby.into(),
-            takeover_ns: (infer.takeover_ms > 0).then(|| infer.takeover_ms * 1_000_000),
+            takeover_ns: (infer.takeover_ms > 0)
+                .then(|| infer.takeover_ms.saturating_mul(1_000_000)),
             mode: match order {
                 Order::Live => Mode::Live,
                 Order::Strict => Mode::Strict,
@@ -66,7 +67,10 @@ impl Config {
         outputs: impl IntoIterator<Item = &'a str>,
         standby: u32,
     ) -> Result<u64, ConfigError> {
-        let n = vigil_msg::config::infer_processes(outputs, port::TENSOR) as u64;
+        let n = outputs
+            .into_iter()
+            .filter(|o| topology::split_worker_port(o).0 == port::TENSOR)
+            .count() as u64;
         if n == 0 {
             return Err(ConfigError::new(
                 "outputs",
@@ -366,6 +370,6 @@ mod tests {
         let err = Config::workers(["tensor", "skipped"], 1).expect_err("none active");
         assert_eq!(err.key, "infer.standby");
         assert!(err.reason.contains("1 infer process"), "{err}");
-        assert!(Config::workers(["skipped", "tensor_x"], 0).is_err());
+        assert!(Config::workers(["skipped", "tensor_x", "tensors"], 0).is_err());
     }
 }

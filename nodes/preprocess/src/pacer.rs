@@ -38,9 +38,12 @@ const STALE_READIES: u8 = 2;
 struct Worker {
     /// `None`: not heard from yet (or gone).
     pid: Option<u32>,
+    /// The process that was here before and died: a late `ready` from it is not news.
+    gone: Option<u32>,
     role: Role,
-    /// Frames sent to it and not yet answered, oldest first.
-    in_flight: VecDeque<FrameHeader>,
+    /// Frames sent to it and not yet answered, oldest first, with the frame time (the newest
+    /// camera frame's) when each was sent.
+    in_flight: VecDeque<(FrameHeader, u64)>,
     /// The last frame it said it answered, and how many readies in a row said so.
     received: Option<u64>,
     stale: u8,
@@ -50,6 +53,7 @@ impl Default for Worker {
     fn default() -> Self {
         Self {
             pid: None,
+            gone: None,
             role: Role::Down,
             in_flight: VecDeque::new(),
             received: None,
@@ -168,18 +172,24 @@ impl<F> Pacer<F> {
         let Some(w) = self.workers.get_mut(worker) else {
             return;
         };
+        if w.gone == Some(r.pid) {
+            return;
+        }
         if w.pid != Some(r.pid) {
-            // A new process in the place of one that died: what it held died with it. It
-            // stands by unless a process is missing from the active ones.
+            // A new process in the place of one that died (before dora said so): what it held
+            // died with it. It stands by unless a process is missing from the active ones.
+            let held = std::mem::take(&mut w.in_flight);
             *w = Worker {
                 pid: Some(r.pid),
+                gone: w.pid,
                 role: Role::Standby,
                 ..Worker::default()
             };
             self.roles_changed = true;
+            self.lost_with_process(held, out);
         } else if r.received != w.received {
             if let Some(got) = r.received {
-                w.in_flight.retain(|h| h.index != got);
+                w.in_flight.retain(|(h, _)| h.index != got);
             }
             (w.received, w.stale) = (r.received, 0);
         } else if !w.in_flight.is_empty() {
@@ -211,18 +221,27 @@ impl<F> Pacer<F> {
     pub fn down(&mut self, worker: usize, out: &mut Vec<Action<F>>) {
         if let Some(w) = self.workers.get_mut(worker) {
             let held = std::mem::take(&mut w.in_flight);
-            *w = Worker::default();
+            *w = Worker {
+                gone: w.pid.or(w.gone),
+                ..Worker::default()
+            };
             self.roles_changed = true;
-            if self.mode == Mode::Live {
-                out.extend(held.into_iter().map(|header| Action::Skip {
-                    header,
-                    status: FrameStatus::Missing,
-                    behind: None,
-                }));
-            }
+            self.lost_with_process(held, out);
         }
         self.promote();
         self.dispatch(out);
+    }
+
+    /// Frames a dead process held: live, they go out `missing` now rather than after the
+    /// track node's wait; lock-step, the replay sends them again.
+    fn lost_with_process(&mut self, held: VecDeque<(FrameHeader, u64)>, out: &mut Vec<Action<F>>) {
+        if self.mode == Mode::Live {
+            out.extend(held.into_iter().map(|(header, _)| Action::Skip {
+                header,
+                status: FrameStatus::Missing,
+                behind: None,
+            }));
+        }
     }
 
     /// The frames stopped: whatever still waits is not inferred.
@@ -273,8 +292,9 @@ impl<F> Pacer<F> {
         }
     }
 
-    /// Live: an active process that has held its frame past `takeover` (frame time) stands
-    /// down for an idle standby; if it answers after all, it is a standby like any other.
+    /// Live: an active process that has held its frame past `takeover` (frame time since it
+    /// was sent, not since it was taken) stands down for an idle standby; if it answers after
+    /// all, it is a standby like any other.
     fn take_over(&mut self) {
         let Some(limit) = self.takeover_ns else {
             return;
@@ -284,7 +304,7 @@ impl<F> Pacer<F> {
             let overdue = w.role == Role::Active
                 && w.in_flight
                     .front()
-                    .is_some_and(|h| self.newest_ts.saturating_sub(h.timestamp_ns) > limit);
+                    .is_some_and(|&(_, sent)| self.newest_ts.saturating_sub(sent) > limit);
             if !overdue {
                 continue;
             }
@@ -317,7 +337,9 @@ impl<F> Pacer<F> {
             let Some((header, frame)) = self.waiting.pop_front() else {
                 return;
             };
-            self.workers[worker].in_flight.push_back(header);
+            self.workers[worker]
+                .in_flight
+                .push_back((header, self.newest_ts));
             out.push(Action::Dispatch {
                 worker,
                 header,
@@ -333,7 +355,7 @@ impl<F> Pacer<F> {
             .workers
             .iter()
             .filter(|w| w.role == Role::Active)
-            .filter_map(|w| w.in_flight.front().map(|h| h.index))
+            .filter_map(|w| w.in_flight.front().map(|(h, _)| h.index))
             .min();
         Action::Skip {
             header,
@@ -436,10 +458,13 @@ mod tests {
         p.frame(h(1), (), &mut out);
         assert_eq!(names(&out), ["0 d0"]);
         out.clear();
-        // Process 10 dies on frame 0; process 11 starts.
+        // Process 10 dies on frame 0; process 11 starts (before dora said so): frame 0 is
+        // lost with it, and a late word from 10 is no news.
         p.ready(0, ready(11, None), &mut out);
-        assert_eq!(names(&out), ["1 d0"]);
+        assert_eq!(names(&out), ["0 missing", "1 d0"]);
         out.clear();
+        p.ready(0, ready(10, Some(0)), &mut out);
+        assert!(out.is_empty());
         // A ready sent before frame 1 reached it: still busy. Asked again: lost on the way.
         p.ready(0, ready(11, None), &mut out);
         p.frame(h(2), (), &mut out);

@@ -93,17 +93,26 @@ pub fn main() -> eyre::Result<()> {
     run(&cfg, &rec, node, events)
 }
 
-/// Sends frame `index` (of the recording played `loops` times) with its frame-time stamp.
-fn send(node: &mut DoraNode, rec: &Recording, index: usize, timestamp_ns: u64) -> eyre::Result<()> {
-    let n = rec.frames.len().max(1);
-    let f: &RecordedFrame = &rec.frames[index % n];
-    // Each loop goes on numbering where the last ended.
-    let seqs = rec
-        .frames
+/// Sequence numbers one loop takes: each loop goes on numbering where the last ended.
+fn seqs_per_loop(rec: &Recording) -> u64 {
+    rec.frames
         .iter()
         .map(|f| u64::from(f.seq) + 1)
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// Sends frame `index` (of the recording played in loops of `seqs` sequence numbers) with its
+/// frame-time stamp.
+fn send(
+    node: &mut DoraNode,
+    rec: &Recording,
+    seqs: u64,
+    index: usize,
+    timestamp_ns: u64,
+) -> eyre::Result<()> {
+    let n = rec.frames.len().max(1);
+    let f: &RecordedFrame = &rec.frames[index % n];
     let header = FrameHeader {
         seq: u64::from(f.seq) + (index / n) as u64 * seqs,
         index: index as u64,
@@ -132,10 +141,22 @@ pub fn run(
     mut events: dora_node_api::EventStream,
 ) -> eyre::Result<()> {
     let first = rec.frames.first().map_or(0, |f| f.timestamp_ns);
-    let last = rec.frames.last().map_or(0, |f| f.timestamp_ns);
+    let last = rec
+        .frames
+        .iter()
+        .map(|f| f.timestamp_ns)
+        .max()
+        .unwrap_or(first);
     let n = rec.frames.len() as u64;
-    // A loop lasts the recording plus one mean frame interval.
-    let period = (last - first) + (last - first) / n.saturating_sub(1).max(1);
+    // A loop lasts the recording plus one frame interval (the mean one; the recorded rate's
+    // for a single frame).
+    let span = last.saturating_sub(first);
+    let interval = if n > 1 {
+        span / (n - 1)
+    } else {
+        (1e9 / rec.info.fps.max(0.1)) as u64
+    };
+    let period = span + interval.max(1);
     // Each frame's timestamp: as recorded, or where a camera at `fps` puts it (frame time is
     // the camera's: at 60 fps frames are stamped 16.7 ms apart).
     let stamps: Vec<u64> = (0..n * cfg.loops)
@@ -174,6 +195,7 @@ fn play(
     events: &mut dora_node_api::EventStream,
 ) -> eyre::Result<()> {
     let total = stamps.len();
+    let seqs = seqs_per_loop(rec);
     let start = Instant::now();
     // Frames sent and not yet acknowledged, by index, with when each was last sent.
     let mut in_flight: BTreeMap<usize, Instant> = BTreeMap::new();
@@ -184,7 +206,7 @@ fn play(
             && in_flight.len() < window
             && offsets[next].is_none_or(|o| start + o <= now)
         {
-            send(node, rec, next, stamps[next])?;
+            send(node, rec, seqs, next, stamps[next])?;
             in_flight.insert(next, Instant::now());
             next += 1;
         }
@@ -213,7 +235,7 @@ fn play(
                     resent,
                     "replay: frame not acknowledged in time, sending it again"
                 );
-                send(node, rec, i, stamps[i])?;
+                send(node, rec, seqs, i, stamps[i])?;
                 *sent = now;
             }
         }

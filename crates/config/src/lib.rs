@@ -261,9 +261,10 @@ pub struct Infer {
     /// Infer processes held in reserve, loaded and warm (dataflow.yml runs two: one active,
     /// one standby); 0: every infer process of the graph gets frames.
     pub standby: u32,
-    /// Live: a frame held longer than this (frame time) by the active process goes to the
-    /// standby instead (a hang costs one frame, not the watchdog's deadline); 0: only a death
-    /// hands over.
+    /// Live: when the active process has held its frame longer than this (frame time: the
+    /// camera's frames tick it) and a frame waits, the waiting frame goes to the standby (a
+    /// hang costs one frame, not the watchdog's deadline); 0: only a death hands over. Below
+    /// one frame interval it acts on the first frame that comes while the detector is busy.
     pub takeover_ms: u64,
     /// The crash-loop breaker.
     pub crash_loop: CrashLoop,
@@ -276,7 +277,7 @@ impl Default for Infer {
             faults: FaultPlan::default(),
             state_dir: PathBuf::from("state"),
             standby: 1,
-            takeover_ms: 150,
+            takeover_ms: 30,
             crash_loop: CrashLoop::default(),
         }
     }

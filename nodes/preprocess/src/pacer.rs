@@ -293,12 +293,17 @@ impl<F> Pacer<F> {
     }
 
     /// Live: an active process that has held its frame past `takeover` (frame time since it
-    /// was sent, not since it was taken) stands down for an idle standby; if it answers after
-    /// all, it is a standby like any other.
+    /// was sent, not since it was taken) while a frame waits stands down for an idle standby,
+    /// which takes the waiting frame; if the slow one answers after all, it is a standby like
+    /// any other.
     fn take_over(&mut self) {
         let Some(limit) = self.takeover_ns else {
             return;
         };
+        // Only for a frame to hand over: a slow answer with nothing waiting costs nothing.
+        if self.waiting.is_empty() {
+            return;
+        }
         for k in 0..self.workers.len() {
             let w = &self.workers[k];
             let overdue = w.role == Role::Active
@@ -588,6 +593,20 @@ mod tests {
         assert!(out.is_empty());
         p.ready(1, ready(21, Some(4)), &mut out);
         assert_eq!(names(&out), ["6 d1"]);
+        // Nothing waiting (frame 1 is not its turn), nothing to hand over: the active process
+        // keeps its frame however long it takes.
+        let mut every_2nd = Pacer::new(Mode::Live, 2, 2).with_standby(1, Some(30_000_000));
+        every_2nd.ready(0, ready(20, None), &mut out);
+        every_2nd.ready(1, ready(21, None), &mut out);
+        out.clear();
+        every_2nd.frame(h(0), (), &mut out);
+        every_2nd.frame(h(1), (), &mut out);
+        assert_eq!(names(&out), ["0 d0", "1 interval"]);
+        assert_eq!(every_2nd.takeovers(), 0);
+        out.clear();
+        every_2nd.frame(h(2), (), &mut out);
+        assert_eq!(names(&out), ["2 d1"], "frame 2 waits: the standby takes it");
+        out.clear();
         // Without a standby, nothing to hand over to: the frame waits.
         let mut alone = Pacer::new(Mode::Live, 1, 1).with_standby(0, Some(1));
         alone.ready(0, ready(20, None), &mut out);

@@ -172,7 +172,9 @@ fn msg(data: &[u8]) {
             }
             3 => {
                 let Some(&[n]) = take(1) else { break };
-                let Some(v) = take(usize::from(n % 8) * 8) else { break };
+                let Some(v) = take(usize::from(n % 8) * 8) else {
+                    break;
+                };
                 Parameter::ListInt(
                     v.chunks_exact(8)
                         .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
@@ -181,7 +183,9 @@ fn msg(data: &[u8]) {
             }
             _ => {
                 let Some(&[n]) = take(1) else { break };
-                let Some(v) = take(usize::from(n % 8) * 8) else { break };
+                let Some(v) = take(usize::from(n % 8) * 8) else {
+                    break;
+                };
                 Parameter::ListFloat(
                     v.chunks_exact(8)
                         .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))

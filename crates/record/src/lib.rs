@@ -60,6 +60,56 @@ pub enum RecordError {
         index: usize,
         detail: String,
     },
+    #[error("{path}: malformed MCAP record at byte {offset}: {detail}")]
+    BadRecord {
+        path: PathBuf,
+        offset: usize,
+        detail: String,
+    },
+}
+
+/// Record framing (`opcode u8, length u64 LE, body`) checked before the MCAP reader sees the
+/// bytes, for what that reader would panic on instead of returning an error (found by
+/// fuzzing: an attachment whose body is shorter than its own header and CRC). A record that
+/// runs past the end is left to the reader: that is a torn file, not a malformed one.
+fn check_records(path: &Path, data: &[u8]) -> Result<(), RecordError> {
+    const MAGIC: usize = 8;
+    let mut at = MAGIC;
+    while let Some(head) = data.get(at..at + 9) {
+        let opcode = head[0];
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&head[1..9]);
+        let len = u64::from_le_bytes(len);
+        let Some(body) = usize::try_from(len)
+            .ok()
+            .and_then(|l| data.get(at + 9..(at + 9).checked_add(l)?))
+        else {
+            return Ok(());
+        };
+        if opcode == mcap::records::op::ATTACHMENT {
+            // log_time u64, create_time u64, name, media_type (u32 length + bytes each),
+            // data length u64, data, crc u32.
+            let string = |from: usize| -> Option<usize> {
+                let n = u32::from_le_bytes(body.get(from..from + 4)?.try_into().ok()?);
+                from.checked_add(4)?.checked_add(n as usize)
+            };
+            let header = string(16)
+                .and_then(string)
+                .and_then(|end| end.checked_add(8));
+            if header.is_none_or(|h| h.saturating_add(4) > body.len()) {
+                return Err(RecordError::BadRecord {
+                    path: path.to_owned(),
+                    offset: at,
+                    detail: format!(
+                        "attachment of {} bytes is shorter than its own header",
+                        body.len()
+                    ),
+                });
+            }
+        }
+        at += 9 + body.len();
+    }
+    Ok(())
 }
 
 /// What a recording says about itself.
@@ -273,6 +323,19 @@ impl Recording {
     }
 
     pub fn parse(path: &Path, data: &[u8]) -> Result<Self, RecordError> {
+        check_records(path, data)?;
+        // The reader is third-party code: should it still panic on some malformed input, that
+        // is this file's error, not the end of the process.
+        std::panic::catch_unwind(|| Self::read(path, data)).unwrap_or_else(|_| {
+            Err(RecordError::BadRecord {
+                path: path.to_owned(),
+                offset: 0,
+                detail: "the MCAP reader failed on it".to_owned(),
+            })
+        })
+    }
+
+    fn read(path: &Path, data: &[u8]) -> Result<Self, RecordError> {
         let mcap_err = |source| RecordError::Mcap {
             path: path.to_owned(),
             source,
@@ -415,5 +478,21 @@ mod tests {
         drop(w);
         let err = Recording::open(&path).expect_err("no metadata");
         assert!(err.to_string().contains(METADATA_NAME), "{err}");
+    }
+
+    /// Found by fuzzing (`ci/fuzz`, target `mcap`): an attachment record shorter than its own
+    /// header made the MCAP reader panic on a slice.
+    #[test]
+    fn a_short_attachment_is_an_error_naming_the_file_not_a_panic() {
+        let crash = include_bytes!(
+            "../../../fuzz/regressions/mcap/crash-22fb1a3907c737c3cde958dbd6f0443e15c4f7e8"
+        );
+        let err = Recording::parse(Path::new("fuzzed.mcap"), crash).expect_err("malformed");
+        let text = err.to_string();
+        assert!(
+            matches!(err, RecordError::BadRecord { .. }) && text.starts_with("fuzzed.mcap: "),
+            "{text}"
+        );
+        assert!(text.contains("attachment"), "{text}");
     }
 }

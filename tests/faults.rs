@@ -26,6 +26,41 @@ const GARBAGE_AT: u64 = 750;
 /// Frames that may go out without fresh detections per fault: the one the process died on.
 const WITHOUT_PER_FAULT: i64 = 1;
 
+/// A realtime replay of `rec` with `faults`, one infer process at work and one standing by
+/// (vigil.yml), the monitor on `port`; `extra` arguments after.
+fn realtime_replay(
+    dir: &Path,
+    rec: &Path,
+    out: &Path,
+    faults: &str,
+    port: u16,
+    extra: &[&str],
+) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .current_dir(root())
+        .arg("replay")
+        .arg(rec)
+        .arg("-o")
+        .arg(out)
+        .args(["--realtime", "--faults", faults])
+        .args(["--infer-workers", "1"])
+        .args(["--monitor-port", &port.to_string()])
+        .args(extra)
+        .arg("--workdir")
+        .arg(dir.join("work"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("vigil runs")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// One HTTP/1.0 GET of `/health` on the monitor: its JSON, if it answered.
 fn health(port: u16) -> Option<serde_json::Value> {
     use std::io::{Read, Write};
@@ -88,29 +123,21 @@ fn injected_faults_cost_no_video_and_leave_evidence() {
         .map(|(kind, seq, _)| format!("{kind}@{seq}"))
         .chain([format!("garbage@{GARBAGE_AT}")])
         .collect();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .current_dir(root())
-        .arg("replay")
-        .arg(&rec)
-        .arg("-o")
-        .arg(&out)
-        .args(["--realtime", "--faults", &faults.join(",")])
-        .args(["--deadline-ms", &DEADLINE_MS.to_string()])
-        // The device's graph: one infer process at work, one standing by (vigil.yml).
-        .args(["--infer-workers", "1"])
-        .args(["--monitor-port", &port.to_string()])
-        // The customer's setting: inference on every 3rd frame.
-        .args(["--set", "preprocess.interval=3"])
-        .arg("--workdir")
-        .arg(dir.path().join("work"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("vigil runs");
+    let port = free_port();
+    let child = realtime_replay(
+        dir.path(),
+        &rec,
+        &out,
+        &faults.join(","),
+        port,
+        &[
+            "--deadline-ms",
+            &DEADLINE_MS.to_string(),
+            // The customer's setting: inference on every 3rd frame.
+            "--set",
+            "preprocess.interval=3",
+        ],
+    );
     // What /health said while it ran: (the active process, a standby ready).
     let watcher = std::thread::spawn(move || {
         let mut seen = std::collections::BTreeSet::new();
@@ -295,25 +322,8 @@ fn a_detector_that_dies_on_every_frame_is_held_back_and_the_video_goes_on() {
     let rec = dir.path().join("twenty.mcap");
     looped(&rec, LOOP_FRAMES);
     let out = dir.path().join("out.jsonl");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .current_dir(root())
-        .arg("replay")
-        .arg(&rec)
-        .arg("-o")
-        .arg(&out)
-        .args(["--realtime", "--faults", "segv@0.."])
-        .args(["--infer-workers", "1"])
-        .args(["--monitor-port", &port.to_string()])
-        .arg("--workdir")
-        .arg(dir.path().join("work"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("vigil runs");
+    let port = free_port();
+    let child = realtime_replay(dir.path(), &rec, &out, "segv@0..", port, &[]);
     let watcher = std::thread::spawn(move || {
         let mut reasons = std::collections::BTreeSet::new();
         for _ in 0..600 {

@@ -137,6 +137,17 @@ impl Identity {
     }
 }
 
+/// Tells the monitor (`status`).
+fn send_status(node: &mut DoraNode, status: &StatusMsg) -> eyre::Result<()> {
+    let (params, array) = status.encode();
+    node.send_output(
+        DataId::from(port::STATUS.to_owned()),
+        params,
+        DoraArray::from(array),
+    )
+    .wrap_err("infer: sending status")
+}
+
 /// What the crash-loop breaker decided for a starting process.
 enum Breaker {
     /// Go on: load the model, then connect.
@@ -183,19 +194,15 @@ fn crash_loop_breaker(
         "infer: crash loop; holding back before loading the model again"
     );
     let (mut node, mut events) = DoraNode::init_from_env().wrap_err("infer: connecting to dora")?;
-    let (params, array) = StatusMsg::Paused {
-        deaths: pause.deaths,
-        window_s: pause.window_s,
-        pause_ms: pause.pause_ms,
-        cause: pause.cause.clone(),
-    }
-    .encode();
-    node.send_output(
-        DataId::from(port::STATUS.to_owned()),
-        params,
-        DoraArray::from(array),
-    )
-    .wrap_err("infer: sending status")?;
+    send_status(
+        &mut node,
+        &StatusMsg::Paused {
+            deaths: pause.deaths,
+            window_s: pause.window_s,
+            pause_ms: pause.pause_ms,
+            cause: pause.cause.clone(),
+        },
+    )?;
     let until = Instant::now() + Duration::from_millis(pause.pause_ms);
     while let Some(left) = until.checked_duration_since(Instant::now()) {
         match events.recv_timeout(left) {
@@ -319,17 +326,13 @@ fn serve<B: Backend>(
         Some(c) => c,
         None => DoraNode::init_from_env().wrap_err("infer: connecting to dora")?,
     };
-    let (params, array) = StatusMsg::Started {
-        pid: std::process::id(),
-        previous,
-    }
-    .encode();
-    node.send_output(
-        DataId::from(port::STATUS.to_owned()),
-        params,
-        DoraArray::from(array),
-    )
-    .wrap_err("infer: sending status")?;
+    send_status(
+        &mut node,
+        &StatusMsg::Started {
+            pid: std::process::id(),
+            previous,
+        },
+    )?;
     let mut run = Run::new(Some(words));
     run.events(&mut detector, node, events)
 }

@@ -277,7 +277,7 @@ impl Default for Infer {
             faults: FaultPlan::default(),
             state_dir: PathBuf::from("state"),
             standby: 1,
-            takeover_ms: 30,
+            takeover_ms: 150,
             crash_loop: CrashLoop::default(),
         }
     }

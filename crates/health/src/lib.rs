@@ -467,15 +467,11 @@ impl Health {
             })
             .collect();
         let standby_ready = self.roles.contains(&Role::Standby);
+        let degraded = self.degraded();
         format!(
             "{{\"status\":\"{}\",\"reason\":{},\"frames_in\":{},\"frames_shown\":{},\"frames_inferred\":{},\"frames_missing\":{},\"restarts\":{},\"stalls\":{},\"crash_loops\":{},\"recovering\":{},\"infer\":[{}],\"standby_ready\":{standby_ready}}}",
-            if self.degraded().is_some() {
-                "degraded"
-            } else {
-                "ok"
-            },
-            self.degraded()
-                .map_or_else(|| "null".to_owned(), |r| format!("\"{}\"", escape(&r))),
+            if degraded.is_some() { "degraded" } else { "ok" },
+            degraded.map_or_else(|| "null".to_owned(), |r| format!("\"{}\"", escape(&r))),
             self.frames_in,
             self.frames_shown,
             self.inferred(),

@@ -91,10 +91,12 @@ enum State {
         attempts: u32,
         wait_ms: u64,
     },
-    /// Reopened; the outage ends with the first frame.
+    /// Reopened; the outage ends with the first frame (if opening turns out to have been
+    /// in vain, the wait after `wait_ms` doubles as in `Down`).
     Reopened {
         since_ms: u64,
         attempts: u32,
+        wait_ms: u64,
     },
 }
 
@@ -137,7 +139,9 @@ impl Reconnect {
             State::Down {
                 since_ms, attempts, ..
             }
-            | State::Reopened { since_ms, attempts } => Some(Report::Up {
+            | State::Reopened {
+                since_ms, attempts, ..
+            } => Some(Report::Up {
                 at_ms: now_ms,
                 outage_ms: now_ms.saturating_sub(since_ms),
                 attempts,
@@ -160,21 +164,22 @@ impl Reconnect {
                     why: why.to_string(),
                 })
             }
-            State::Down { wait_ms, .. } => {
-                *wait_ms = (*wait_ms * 2).min(self.backoff.max_retry_ms);
-                None
+            // Still down, or open again but failing before a frame came: the same outage,
+            // the wait doubles.
+            State::Down {
+                since_ms,
+                attempts,
+                wait_ms,
             }
-            // Open again, but it failed before a frame came: still the same outage.
-            State::Reopened { since_ms, attempts } => {
-                let wait = self
-                    .backoff
-                    .first_retry_ms
-                    .saturating_mul(1 << (*attempts).min(20))
-                    .min(self.backoff.max_retry_ms);
+            | State::Reopened {
+                since_ms,
+                attempts,
+                wait_ms,
+            } => {
                 self.state = State::Down {
                     since_ms: *since_ms,
                     attempts: *attempts,
-                    wait_ms: wait,
+                    wait_ms: wait_ms.saturating_mul(2).min(self.backoff.max_retry_ms),
                 };
                 None
             }
@@ -191,10 +196,16 @@ impl Reconnect {
     /// The device opened again; capture resumes (the outage ends with the first frame).
     pub fn reopened(&mut self) {
         if let State::Down {
-            since_ms, attempts, ..
+            since_ms,
+            attempts,
+            wait_ms,
         } = self.state
         {
-            self.state = State::Reopened { since_ms, attempts };
+            self.state = State::Reopened {
+                since_ms,
+                attempts,
+                wait_ms,
+            };
         }
     }
 }

@@ -4,6 +4,7 @@
 //! device, plus the overrides the replay itself owns, named in vigil.yml's own terms.
 
 use std::io::BufRead;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -557,6 +558,9 @@ pub fn replay(
         .env("RUST_LIB_BACKTRACE", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group: a terminal's Ctrl-C reaches vigil alone, which stops the
+        // whole dataflow (`crate::cancel`).
+        .process_group(0)
         .spawn()
         .wrap_err("starting `dora run` (is the dora CLI installed? run the setup command)")?;
     let log = collect(child.stdout.take(), child.stderr.take());
@@ -572,6 +576,17 @@ pub fn replay(
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
+        }
+        if let Some(sig) = crate::cancel::requested() {
+            bar.finish_and_clear();
+            let stopped = crate::cancel::kill_tree(child.id());
+            let _ = child.wait();
+            let lines = count_lines(&output);
+            eprintln!(
+                "stopping: the dataflow's {stopped} processes stopped; {lines} of {expected} frames were written to {}",
+                output.display()
+            );
+            return Err(crate::cancel::Cancelled(sig).into());
         }
         let n = counter.count(&output);
         if n > seen {

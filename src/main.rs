@@ -2,8 +2,10 @@
 //! as separate processes) and for the tools around recordings.
 
 mod bench;
+mod cancel;
 mod dataflow;
 mod import;
+mod regress;
 
 use std::path::{Path, PathBuf};
 
@@ -71,6 +73,55 @@ enum Command {
         /// Infer processes [default: as `vigil replay` chooses].
         #[arg(long)]
         infer_workers: Option<usize>,
+    },
+    /// Snapshot tests of recorded sessions: replays each recording of the manifest lock-step
+    /// through the dataflow and compares its detections with the expected output; non-zero
+    /// on any failure.
+    Test {
+        #[arg(default_value = "vigil-tests.yml")]
+        manifest: PathBuf,
+        /// Write the expectations from this run instead of comparing (after a deliberate
+        /// change).
+        #[arg(long)]
+        accept: bool,
+        /// The profile for every recording: exact, cross-backend, or iou=A,score=B
+        /// [default: each recording's, else the manifest's, else exact].
+        #[arg(long)]
+        tolerance: Option<vigil_compare::Profile>,
+        /// Any setting for every recording, in vigil.yml's terms (after the manifest's).
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        set: Vec<String>,
+        /// Write JUnit XML here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Run the I-th of N parts of the manifest (from 1), e.g. in a CI matrix.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<regress::Shard>,
+        /// Where the replays' outputs go.
+        #[arg(long, default_value = "target/vigil-test")]
+        out_dir: PathBuf,
+        /// Infer processes per replay [default: as `vigil replay` chooses].
+        #[arg(long)]
+        infer_workers: Option<usize>,
+    },
+    /// Compares two outputs frame by frame, as `vigil test` does; non-zero when they differ
+    /// beyond the tolerance.
+    Diff {
+        expected: PathBuf,
+        actual: PathBuf,
+        /// exact, cross-backend, or iou=A,score=B.
+        #[arg(long, default_value = "exact")]
+        tolerance: vigil_compare::Profile,
+        /// The vigil.yml the outputs were made with: its confidence thresholds tell
+        /// near-threshold flips from real differences.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Or the confidence threshold itself.
+        #[arg(long, conflicts_with = "config")]
+        conf_threshold: Option<f64>,
+        /// Differing frames to show.
+        #[arg(long, default_value_t = 10)]
+        frames: usize,
     },
     /// Record live from a V4L2 camera.
     Record {
@@ -161,6 +212,19 @@ enum NodeName {
 }
 
 fn main() -> eyre::Result<()> {
+    match run() {
+        Err(e) => {
+            if let Some(c) = e.downcast_ref::<cancel::Cancelled>() {
+                eprintln!("vigil: {c}");
+                std::process::exit(128 + c.0);
+            }
+            Err(e)
+        }
+        ok => ok,
+    }
+}
+
+fn run() -> eyre::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -170,6 +234,12 @@ fn main() -> eyre::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Replay(_) | Command::Test { .. } | Command::Bench { .. }
+    ) {
+        cancel::install()?;
+    }
     match cli.command {
         Command::Node { name } => match name {
             NodeName::Camera => vigil_camera::main(),
@@ -284,6 +354,55 @@ fn main() -> eyre::Result<()> {
             device,
             seconds,
         } => record(&output, device, seconds),
+        Command::Test {
+            manifest,
+            accept,
+            tolerance,
+            set,
+            junit,
+            shard,
+            out_dir,
+            infer_workers,
+        } => {
+            if infer_workers == Some(0) {
+                eyre::bail!("--infer-workers 0: at least one");
+            }
+            let set = overrides(&set)?;
+            dataflow::check_replay_overrides(&set)?;
+            let opts = regress::TestOptions {
+                tolerance,
+                set,
+                shard,
+                accept,
+                junit,
+                out_dir,
+                infer_workers,
+            };
+            if !regress::run(&manifest, &opts)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Diff {
+            expected,
+            actual,
+            tolerance,
+            config,
+            conf_threshold,
+            frames,
+        } => {
+            let thresholds = match (config, conf_threshold) {
+                (Some(c), _) => regress::thresholds(&vigil_config::Config::load(&c)?),
+                (None, t) => vigil_compare::Thresholds {
+                    default: t,
+                    ..vigil_compare::Thresholds::default()
+                },
+            };
+            if !regress::diff(&expected, &actual, tolerance, &thresholds, frames)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 

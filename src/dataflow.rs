@@ -516,7 +516,9 @@ pub fn replay(
     opts: &ReplayOptions,
 ) -> eyre::Result<ReplayStats> {
     let recording = std::path::absolute(recording)?;
-    let rec = vigil_record::Recording::open(&recording)?;
+    let frames = vigil_record::RecordingReader::open(&recording)?
+        .frames
+        .len() as u64;
     let output = std::path::absolute(output)?;
     let exe = std::env::current_exe().wrap_err("finding the vigil binary")?;
     let tmp;
@@ -564,7 +566,7 @@ pub fn replay(
         .spawn()
         .wrap_err("starting `dora run` (is the dora CLI installed? run the setup command)")?;
     let log = collect(child.stdout.take(), child.stderr.take());
-    let expected = rec.frames.len() as u64 * opts.loops.max(1);
+    let expected = frames * opts.loops.max(1);
     let bar = indicatif::ProgressBar::new(expected);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} frames {per_sec} {eta}")

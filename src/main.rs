@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use eyre::WrapErr;
-use vigil_record::Recording;
+use vigil_record::RecordingReader;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -53,6 +53,15 @@ enum Command {
         tracker: Option<PathBuf>,
         #[arg(short, long)]
         output: PathBuf,
+    },
+    /// Recordings one after the other (or one, `--times` times) → one recording, frame
+    /// numbers and times going on; read and written a frame at a time.
+    Concat {
+        recordings: Vec<PathBuf>,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        times: u32,
     },
     /// Frames, duration, resolution, fps and size of a recording.
     Info { recording: PathBuf },
@@ -274,6 +283,15 @@ fn run() -> eyre::Result<()> {
             Ok(())
         }
         Command::Info { recording } => info(&recording),
+        Command::Concat {
+            recordings,
+            output,
+            times,
+        } => {
+            let n = concat(&recordings, times, &output)?;
+            println!("{}: {n} frames", output.display());
+            Ok(())
+        }
         Command::Replay(args) => {
             let ReplayArgs {
                 recording,
@@ -441,7 +459,7 @@ fn check(config: &Path, set: Vec<vigil_config::Override>) -> eyre::Result<()> {
 }
 
 fn info(path: &Path) -> eyre::Result<()> {
-    let rec = Recording::open(path)?;
+    let rec = RecordingReader::open(path)?;
     let i = &rec.info;
     println!("recording:  {}", path.display());
     println!("frames:     {}", rec.frames.len());
@@ -455,6 +473,58 @@ fn info(path: &Path) -> eyre::Result<()> {
         println!("torn:       yes (the writer stopped early; every complete frame is listed)");
     }
     Ok(())
+}
+
+fn concat(inputs: &[PathBuf], times: u32, output: &Path) -> eyre::Result<u64> {
+    if inputs.is_empty() || times == 0 {
+        eyre::bail!("nothing to write: give at least one recording and --times of at least 1");
+    }
+    let mut readers = inputs
+        .iter()
+        .map(|p| RecordingReader::open(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let first = &readers[0].info;
+    for r in &readers[1..] {
+        if (r.info.width, r.info.height) != (first.width, first.height) {
+            eyre::bail!(
+                "{}: {}x{}, the first recording is {}x{}",
+                r.path().display(),
+                r.info.width,
+                r.info.height,
+                first.width,
+                first.height
+            );
+        }
+    }
+    let info = vigil_record::RecordingInfo {
+        software: software(),
+        ..first.clone()
+    };
+    let mut w = vigil_record::RecordingWriter::create(output, &info)?;
+    // Each piece starts one frame interval after the last one ended, numbered on from it.
+    let interval = (1e9 / info.fps.max(0.1)) as u64;
+    let (mut seq_base, mut next_t) = (0u64, None::<u64>);
+    for _ in 0..times {
+        for r in &mut readers {
+            let Some(start) = r.frames.iter().map(|f| f.timestamp_ns).min() else {
+                continue;
+            };
+            let begin = next_t.unwrap_or(start);
+            let mut next_seq = seq_base;
+            for i in 0..r.frames.len() {
+                let mut f = r.frame(i)?;
+                let seq = seq_base + u64::from(f.seq);
+                f.seq = u32::try_from(seq)
+                    .map_err(|_| eyre::eyre!("{}: more than 2^32 frames", output.display()))?;
+                f.timestamp_ns = begin + (f.timestamp_ns - start);
+                next_t = next_t.max(Some(f.timestamp_ns + interval));
+                next_seq = next_seq.max(seq + 1);
+                w.write_frame(&f)?;
+            }
+            seq_base = next_seq;
+        }
+    }
+    Ok(w.finish()?)
 }
 
 fn record(output: &Path, device: PathBuf, seconds: f64) -> eyre::Result<()> {

@@ -213,3 +213,39 @@ fn sigterm_or_sigint_mid_replay_stops_every_process_of_the_dataflow() {
         );
     }
 }
+
+/// `vigil concat` makes the long recordings the memory benchmark replays: frame numbers and
+/// times go on from piece to piece, the frames are the same bytes.
+#[test]
+fn concat_numbers_and_times_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("x3.mcap");
+    let sample = root().join("recordings/vtest-100.mcap");
+    let (code, stdout, stderr) = run(
+        &[
+            "concat",
+            sample.to_str().expect("utf-8"),
+            "--times",
+            "3",
+            "-o",
+            out.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("300 frames"), "{stdout}");
+    let a = vigil_record::Recording::open(&sample).expect("sample");
+    let b = vigil_record::Recording::open(&out).expect("joined");
+    assert_eq!(b.frames.len(), 300);
+    assert!(!b.torn);
+    let period = a.duration_ns() + 100_000_000; // 10 fps: one frame interval between pieces
+    for (i, f) in b.frames.iter().enumerate() {
+        let (k, o) = (i / 100, &a.frames[i % 100]);
+        assert_eq!(u64::from(f.seq), u64::from(o.seq) + 100 * k as u64);
+        assert_eq!(f.timestamp_ns, o.timestamp_ns + period * k as u64);
+        assert_eq!(f.jpeg, o.jpeg);
+    }
+    let (code, _, stderr) = run(&["concat", "-o", out.to_str().expect("utf-8")], dir.path());
+    assert_ne!(code, 0);
+    assert!(stderr.contains("at least one recording"), "{stderr}");
+}

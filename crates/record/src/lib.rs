@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use foxglove::schemas::{CompressedImage, Timestamp};
@@ -66,50 +66,6 @@ pub enum RecordError {
         offset: usize,
         detail: String,
     },
-}
-
-/// Record framing (`opcode u8, length u64 LE, body`) checked before the MCAP reader sees the
-/// bytes, for what that reader would panic on instead of returning an error (found by
-/// fuzzing: an attachment whose body is shorter than its own header and CRC). A record that
-/// runs past the end is left to the reader: that is a torn file, not a malformed one.
-fn check_records(path: &Path, data: &[u8]) -> Result<(), RecordError> {
-    const MAGIC: usize = 8;
-    let mut at = MAGIC;
-    while let Some(head) = data.get(at..at + 9) {
-        let opcode = head[0];
-        let mut len = [0u8; 8];
-        len.copy_from_slice(&head[1..9]);
-        let len = u64::from_le_bytes(len);
-        let Some(body) = usize::try_from(len)
-            .ok()
-            .and_then(|l| data.get(at + 9..(at + 9).checked_add(l)?))
-        else {
-            return Ok(());
-        };
-        if opcode == mcap::records::op::ATTACHMENT {
-            // log_time u64, create_time u64, name, media_type (u32 length + bytes each),
-            // data length u64, data, crc u32.
-            let string = |from: usize| -> Option<usize> {
-                let n = u32::from_le_bytes(body.get(from..from + 4)?.try_into().ok()?);
-                from.checked_add(4)?.checked_add(n as usize)
-            };
-            let header = string(16)
-                .and_then(string)
-                .and_then(|end| end.checked_add(8));
-            if header.is_none_or(|h| h.saturating_add(4) > body.len()) {
-                return Err(RecordError::BadRecord {
-                    path: path.to_owned(),
-                    offset: at,
-                    detail: format!(
-                        "attachment of {} bytes is shorter than its own header",
-                        body.len()
-                    ),
-                });
-            }
-        }
-        at += 9 + body.len();
-    }
-    Ok(())
 }
 
 /// What a recording says about itself.
@@ -302,92 +258,258 @@ impl RecordingWriter {
     }
 }
 
-/// A recording read into memory.
+/// Where one frame lies in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameEntry {
+    pub seq: u32,
+    pub timestamp_ns: u64,
+    /// The message's data (an encoded `foxglove.CompressedImage`): offset and length.
+    offset: u64,
+    len: u64,
+}
+
+/// Records larger than this, other than messages, are not read (a vigil recording's are a few
+/// hundred bytes); messages larger than this are bad frames.
+const MAX_RECORD: u64 = 64 << 20;
+
+/// A recording read as it is needed: opening it scans the file once for its metadata and
+/// where each frame lies (24 bytes per frame kept), and each frame is read from the file
+/// when asked for, so memory does not grow with the footage. A file whose writer was killed
+/// reads up to the tear, reported as `torn`.
+pub struct RecordingReader<R> {
+    path: PathBuf,
+    source: R,
+    pub info: RecordingInfo,
+    pub frames: Vec<FrameEntry>,
+    /// The file ends in the middle of a record or without its footer (its writer was
+    /// killed); every complete frame before the tear is in `frames`.
+    pub torn: bool,
+    pub bytes: u64,
+}
+
+impl<R> std::fmt::Debug for RecordingReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingReader")
+            .field("path", &self.path)
+            .field("info", &self.info)
+            .field("frames", &self.frames.len())
+            .field("torn", &self.torn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecordingReader<std::io::BufReader<File>> {
+    pub fn open(path: &Path) -> Result<Self, RecordError> {
+        let file = File::open(path).map_err(|source| RecordError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::new(path, std::io::BufReader::new(file))
+    }
+}
+
+/// Reads as much of `buf` as the source has; returns how much that was.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+impl<R: Read + Seek> RecordingReader<R> {
+    /// Scans `source` (named `path` in errors).
+    pub fn new(path: &Path, mut source: R) -> Result<Self, RecordError> {
+        let io = |source| RecordError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let bad = |offset: u64, detail: String| RecordError::BadRecord {
+            path: path.to_owned(),
+            offset: offset as usize,
+            detail,
+        };
+        let bytes = source.seek(SeekFrom::End(0)).map_err(io)?;
+        source.seek(SeekFrom::Start(0)).map_err(io)?;
+        let mut magic = [0u8; 8];
+        if read_up_to(&mut source, &mut magic).map_err(io)? < 8 || magic != mcap::MAGIC {
+            return Err(RecordError::Mcap {
+                path: path.to_owned(),
+                source: mcap::McapError::BadMagic,
+            });
+        }
+        let (mut info, mut channels, mut frames) = (None, Vec::new(), Vec::new());
+        let (mut at, mut torn, mut footer) = (8u64, false, false);
+        loop {
+            let mut head = [0u8; 9];
+            let got = read_up_to(&mut source, &mut head).map_err(io)?;
+            if got < 9 {
+                // At the very end, or (torn) in the middle of a record's opening.
+                torn |= got > 0;
+                break;
+            }
+            let op = head[0];
+            let mut len = [0u8; 8];
+            len.copy_from_slice(&head[1..]);
+            let len = u64::from_le_bytes(len);
+            let body_at = at + 9;
+            let Some(end) = body_at.checked_add(len).filter(|&e| e <= bytes) else {
+                torn = true;
+                break;
+            };
+            match op {
+                mcap::records::op::MESSAGE => {
+                    // channel u16, sequence u32, log_time u64, publish_time u64, data.
+                    if len < 22 {
+                        return Err(bad(at, format!("message record of {len} bytes")));
+                    }
+                    let mut h = [0u8; 22];
+                    source.read_exact(&mut h).map_err(io)?;
+                    let channel = u16::from_le_bytes([h[0], h[1]]);
+                    if channels.contains(&channel) {
+                        let mut seq = [0u8; 4];
+                        seq.copy_from_slice(&h[2..6]);
+                        let mut t = [0u8; 8];
+                        t.copy_from_slice(&h[6..14]);
+                        frames.push(FrameEntry {
+                            seq: u32::from_le_bytes(seq),
+                            timestamp_ns: u64::from_le_bytes(t),
+                            offset: body_at + 22,
+                            len: len - 22,
+                        });
+                    }
+                }
+                mcap::records::op::METADATA | mcap::records::op::CHANNEL if len <= MAX_RECORD => {
+                    let mut body = vec![0u8; len as usize];
+                    source.read_exact(&mut body).map_err(io)?;
+                    // Third-party parsing: should it panic on some malformed record, that is
+                    // this file's error, not the end of the process.
+                    let record = std::panic::catch_unwind(|| {
+                        mcap::parse_record(op, &body).map(mcap::records::Record::into_owned)
+                    })
+                    .map_err(|_| bad(at, "the MCAP reader failed on it".to_owned()))?
+                    .map_err(|e| bad(at, e.to_string()))?;
+                    match record {
+                        Record::Metadata(m) if m.name == METADATA_NAME => {
+                            info = Some(RecordingInfo::from_metadata(path, &m.metadata)?);
+                        }
+                        Record::Channel(c) if c.topic == TOPIC => channels.push(c.id),
+                        _ => {}
+                    }
+                }
+                mcap::records::op::CHUNK => {
+                    return Err(bad(
+                        at,
+                        "a chunk: vigil recordings are unchunked (format v1); this file was \
+                         written by another tool"
+                            .to_owned(),
+                    ));
+                }
+                mcap::records::op::FOOTER => {
+                    // The last record; the closing magic follows it.
+                    footer = true;
+                    break;
+                }
+                _ => {}
+            }
+            source.seek(SeekFrom::Start(end)).map_err(io)?;
+            at = end;
+        }
+        let info = info.ok_or_else(|| RecordError::NoMetadata {
+            path: path.to_owned(),
+        })?;
+        Ok(Self {
+            path: path.to_owned(),
+            source,
+            info,
+            frames,
+            torn: torn || !footer,
+            bytes,
+        })
+    }
+
+    /// Frame `index` (in file order), read from the file.
+    pub fn frame(&mut self, index: usize) -> Result<RecordedFrame, RecordError> {
+        let bad = |detail: String| RecordError::BadFrame {
+            path: self.path.clone(),
+            index,
+            detail,
+        };
+        let e = *self
+            .frames
+            .get(index)
+            .ok_or_else(|| bad(format!("the recording has {} frames", self.frames.len())))?;
+        if e.len > MAX_RECORD {
+            return Err(bad(format!("{} bytes", e.len)));
+        }
+        let mut data = vec![0u8; e.len as usize];
+        self.source
+            .seek(SeekFrom::Start(e.offset))
+            .and_then(|_| self.source.read_exact(&mut data))
+            .map_err(|source| RecordError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        let image = CompressedImage::decode(&*data).map_err(|e| bad(e.to_string()))?;
+        if image.format != "jpeg" {
+            return Err(bad(format!("format `{}`, expected `jpeg`", image.format)));
+        }
+        Ok(RecordedFrame {
+            seq: e.seq,
+            timestamp_ns: e.timestamp_ns,
+            jpeg: image.data.to_vec(),
+        })
+    }
+
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Time from the first frame to the last, in nanoseconds.
+    #[must_use]
+    pub fn duration_ns(&self) -> u64 {
+        match (self.frames.first(), self.frames.last()) {
+            (Some(a), Some(b)) => b.timestamp_ns.saturating_sub(a.timestamp_ns),
+            _ => 0,
+        }
+    }
+}
+
+/// A recording read into memory, every frame (small files: tests, benchmarks; replays use
+/// [`RecordingReader`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recording {
     pub info: RecordingInfo,
     pub frames: Vec<RecordedFrame>,
-    /// The file ends in the middle of a record (its writer was killed); every complete frame
-    /// before the tear is in `frames`.
+    /// See [`RecordingReader::torn`].
     pub torn: bool,
     pub bytes: u64,
 }
 
 impl Recording {
     pub fn open(path: &Path) -> Result<Self, RecordError> {
-        let data = std::fs::read(path).map_err(|source| RecordError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(path, &data)
+        Self::read_all(RecordingReader::open(path)?)
     }
 
     pub fn parse(path: &Path, data: &[u8]) -> Result<Self, RecordError> {
-        check_records(path, data)?;
-        // The reader is third-party code: should it still panic on some malformed input, that
-        // is this file's error, not the end of the process.
-        std::panic::catch_unwind(|| Self::read(path, data)).unwrap_or_else(|_| {
-            Err(RecordError::BadRecord {
-                path: path.to_owned(),
-                offset: 0,
-                detail: "the MCAP reader failed on it".to_owned(),
-            })
-        })
+        Self::read_all(RecordingReader::new(path, std::io::Cursor::new(data))?)
     }
 
-    fn read(path: &Path, data: &[u8]) -> Result<Self, RecordError> {
-        let mcap_err = |source| RecordError::Mcap {
-            path: path.to_owned(),
-            source,
-        };
-        let reader = mcap::read::LinearReader::new_with_options(
-            data,
-            mcap::read::Options::IgnoreEndMagic.into(),
-        )
-        .map_err(mcap_err)?;
-        let mut info = None;
-        let mut image_channels = Vec::new();
-        let mut frames = Vec::new();
-        let mut torn = false;
-        let mut footer = false;
-        for record in reader {
-            let Ok(record) = record else {
-                torn = true;
-                break;
-            };
-            match record {
-                Record::Metadata(m) if m.name == METADATA_NAME => {
-                    info = Some(RecordingInfo::from_metadata(path, &m.metadata)?);
-                }
-                Record::Channel(c) if c.topic == TOPIC => image_channels.push(c.id),
-                Record::Message { header, data } if image_channels.contains(&header.channel_id) => {
-                    let bad = |detail: String| RecordError::BadFrame {
-                        path: path.to_owned(),
-                        index: frames.len(),
-                        detail,
-                    };
-                    let image = CompressedImage::decode(&*data).map_err(|e| bad(e.to_string()))?;
-                    if image.format != "jpeg" {
-                        return Err(bad(format!("format `{}`, expected `jpeg`", image.format)));
-                    }
-                    frames.push(RecordedFrame {
-                        seq: header.sequence,
-                        timestamp_ns: header.log_time,
-                        jpeg: image.data.to_vec(),
-                    });
-                }
-                Record::Footer(_) => footer = true,
-                _ => {}
-            }
-        }
-        let info = info.ok_or_else(|| RecordError::NoMetadata {
-            path: path.to_owned(),
-        })?;
+    fn read_all<R: Read + Seek>(mut r: RecordingReader<R>) -> Result<Self, RecordError> {
+        let frames = (0..r.frames.len())
+            .map(|i| r.frame(i))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
-            info,
+            info: r.info,
             frames,
-            torn: torn || !footer,
-            bytes: data.len() as u64,
+            torn: r.torn,
+            bytes: r.bytes,
         })
     }
 
@@ -481,18 +603,51 @@ mod tests {
     }
 
     /// Found by fuzzing (`ci/fuzz`, target `mcap`): an attachment record shorter than its own
-    /// header made the MCAP reader panic on a slice.
+    /// header made the MCAP reader panic on a slice. Attachments are now skipped unread; the
+    /// file is still refused, by name.
     #[test]
     fn a_short_attachment_is_an_error_naming_the_file_not_a_panic() {
         let crash = include_bytes!(
             "../../../fuzz/regressions/mcap/crash-22fb1a3907c737c3cde958dbd6f0443e15c4f7e8"
         );
         let err = Recording::parse(Path::new("fuzzed.mcap"), crash).expect_err("malformed");
-        let text = err.to_string();
+        assert!(err.to_string().starts_with("fuzzed.mcap: "), "{err}");
+    }
+
+    #[test]
+    fn frames_are_read_from_the_file_when_asked_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.mcap");
+        write(&path, 5, true);
+        let mut r = RecordingReader::open(&path).expect("opens");
+        assert_eq!((r.frames.len(), r.torn), (5, false));
+        assert_eq!(r.frames[3].seq, 3);
+        // Any order, any number of times (a resend reads a frame again).
+        for i in [4, 0, 4, 2] {
+            assert_eq!(r.frame(i).expect("reads"), frame(i as u32));
+        }
+        let err = r.frame(5).expect_err("no such frame");
+        assert!(err.to_string().contains("has 5 frames"), "{err}");
+    }
+
+    #[test]
+    fn a_frame_that_is_not_an_image_is_an_error_naming_it_when_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.mcap");
+        write(&path, 3, true);
+        let mut data = std::fs::read(&path).expect("read");
+        let r = RecordingReader::open(&path).expect("opens");
+        let e = r.frames[1];
+        // Corrupt the second frame's protobuf: a field tag of 0 is invalid.
+        for b in &mut data[e.offset as usize..(e.offset + e.len) as usize] {
+            *b = 0;
+        }
+        let mut r = RecordingReader::new(&path, std::io::Cursor::new(&data)).expect("scans");
+        assert!(r.frame(0).is_ok() && r.frame(2).is_ok());
+        let err = r.frame(1).expect_err("corrupt");
         assert!(
-            matches!(err, RecordError::BadRecord { .. }) && text.starts_with("fuzzed.mcap: "),
-            "{text}"
+            matches!(err, RecordError::BadFrame { index: 1, .. }),
+            "{err}"
         );
-        assert!(text.contains("attachment"), "{text}");
     }
 }

@@ -21,7 +21,7 @@ use eyre::WrapErr;
 use vigil_config::topology::{env, port};
 use vigil_msg::config::{ConfigError, Lookup};
 use vigil_msg::{Frame, FrameHeader};
-use vigil_record::{RecordedFrame, Recording};
+use vigil_record::RecordingReader;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -85,16 +85,19 @@ impl Config {
 
 pub fn main() -> eyre::Result<()> {
     let cfg = Config::from_lookup(&vigil_msg::config::env_lookup())?;
-    let rec = Recording::open(&cfg.recording)?;
+    let mut rec = RecordingReader::open(&cfg.recording)?;
     if rec.torn {
         tracing::warn!(path = %cfg.recording.display(), frames = rec.frames.len(), "recording is torn; replaying every complete frame");
     }
     let (node, events) = DoraNode::init_from_env().wrap_err("replay: connecting to dora")?;
-    run(&cfg, &rec, node, events)
+    run(&cfg, &mut rec, node, events)
 }
 
+/// The recording, read as frames are needed.
+type Reader = RecordingReader<std::io::BufReader<std::fs::File>>;
+
 /// Sequence numbers one loop takes: each loop goes on numbering where the last ended.
-fn seqs_per_loop(rec: &Recording) -> u64 {
+fn seqs_per_loop(rec: &Reader) -> u64 {
     rec.frames
         .iter()
         .map(|f| u64::from(f.seq) + 1)
@@ -103,16 +106,24 @@ fn seqs_per_loop(rec: &Recording) -> u64 {
 }
 
 /// Sends frame `index` (of the recording played in loops of `seqs` sequence numbers) with its
-/// frame-time stamp.
+/// frame-time stamp, read from the file now. A frame that cannot be read goes out without
+/// bytes: preprocess counts it `bad_frame` and its line says so.
 fn send(
     node: &mut DoraNode,
-    rec: &Recording,
+    rec: &mut Reader,
     seqs: u64,
     index: usize,
     timestamp_ns: u64,
 ) -> eyre::Result<()> {
     let n = rec.frames.len().max(1);
-    let f: &RecordedFrame = &rec.frames[index % n];
+    let f = rec.frames[index % n];
+    let jpeg = rec.frame(index % n).map_or_else(
+        |e| {
+            tracing::error!("{e}; sent as a bad frame");
+            Vec::new()
+        },
+        |fr| fr.jpeg,
+    );
     let header = FrameHeader {
         seq: u64::from(f.seq) + (index / n) as u64 * seqs,
         index: index as u64,
@@ -123,7 +134,7 @@ fn send(
     let (params, data) = Frame {
         header,
         captured_unix_ns: vigil_msg::unix_now_ns(),
-        jpeg: &f.jpeg,
+        jpeg: &jpeg,
     }
     .encode();
     node.send_output(
@@ -136,7 +147,7 @@ fn send(
 
 pub fn run(
     cfg: &Config,
-    rec: &Recording,
+    rec: &mut Reader,
     mut node: DoraNode,
     mut events: dora_node_api::EventStream,
 ) -> eyre::Result<()> {
@@ -187,7 +198,7 @@ pub fn run(
 /// `resend_after` is sent again. Returns once every frame is acknowledged.
 fn play(
     cfg: &Config,
-    rec: &Recording,
+    rec: &mut Reader,
     stamps: &[u64],
     offsets: &[Option<Duration>],
     window: usize,

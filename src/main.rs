@@ -1,9 +1,11 @@
 //! `vigil`: one binary for every node of the dataflow (`vigil node <name>`, which dora starts
 //! as separate processes) and for the tools around recordings.
 
+mod annotate;
 mod bench;
 mod cancel;
 mod dataflow;
+mod export;
 mod import;
 mod regress;
 
@@ -53,6 +55,24 @@ enum Command {
         tracker: Option<PathBuf>,
         #[arg(short, long)]
         output: PathBuf,
+    },
+    /// A recording and an output of it → the recording with the output's boxes, labels and
+    /// track ids, as `vigil replay --annotate` writes it.
+    Annotate {
+        recording: PathBuf,
+        output: PathBuf,
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+    },
+    /// An output → an Apache Parquet table: a row per frame, per detection and per track
+    /// (seq, timestamp, status, kind, class, label, score, box, track id, coasting).
+    Export {
+        output: PathBuf,
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+        /// The recording the output was made from: each row's `timestamp_ns`.
+        #[arg(long)]
+        recording: Option<PathBuf>,
     },
     /// Recordings one after the other (or one, `--times` times) → one recording, frame
     /// numbers and times going on; read and written a frame at a time.
@@ -205,6 +225,10 @@ struct ReplayArgs {
     /// soak: `ci/soak`).
     #[arg(long = "loop", default_value_t = 1)]
     loops: u64,
+    /// Also write the recording with the run's boxes, labels and track ids (MCAP with
+    /// `foxglove.ImageAnnotations`: Foxglove draws them over the video).
+    #[arg(long, value_name = "OUT.mcap", conflicts_with = "loops")]
+    annotate: Option<PathBuf>,
 }
 
 /// What `vigil node` runs (the names dataflow.yml's `args: node <name>` use).
@@ -283,6 +307,30 @@ fn run() -> eyre::Result<()> {
             Ok(())
         }
         Command::Info { recording } => info(&recording),
+        Command::Annotate {
+            recording,
+            output,
+            out,
+        } => {
+            let n = annotate::annotate(&recording, &output, &out)?;
+            println!(
+                "{}: {} frames ({} with an output line), {} boxes",
+                out.display(),
+                n.frames,
+                n.with_line,
+                n.boxes
+            );
+            Ok(())
+        }
+        Command::Export {
+            output,
+            out,
+            recording,
+        } => {
+            let n = export::export(&output, recording.as_deref(), &out)?;
+            println!("{}: {} frames, {} rows", out.display(), n.frames, n.rows);
+            Ok(())
+        }
         Command::Concat {
             recordings,
             output,
@@ -312,6 +360,7 @@ fn run() -> eyre::Result<()> {
                 infer_workers,
                 standby,
                 loops,
+                annotate,
             } = *args;
             let set = overrides(&set)?;
             dataflow::check_replay_overrides(&set)?;
@@ -342,6 +391,10 @@ fn run() -> eyre::Result<()> {
             };
             let stats = dataflow::replay(&recording, &output, &run, &opts)?;
             eprintln!("{}: {}", output.display(), stats.describe());
+            if let Some(out) = annotate {
+                let n = annotate::annotate(&recording, &output, &out)?;
+                eprintln!("{}: {} frames, {} boxes", out.display(), n.frames, n.boxes);
+            }
             if let Some(path) = summary {
                 std::fs::write(&path, serde_json::to_string_pretty(&stats)?)
                     .wrap_err_with(|| format!("writing {}", path.display()))?;

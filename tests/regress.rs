@@ -249,3 +249,79 @@ fn concat_numbers_and_times_on() {
     assert_ne!(code, 0);
     assert!(stderr.contains("at least one recording"), "{stderr}");
 }
+
+fn python(script: &str, args: &[&Path]) -> (bool, String) {
+    let out = std::process::Command::new(root().join(".venv/bin/python"))
+        .arg(root().join("tests/python").join(script))
+        .args(args)
+        .output()
+        .expect("the setup step installs .venv");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A replay's annotated recording opens in the official MCAP reader with Foxglove's protobuf
+/// schemas (boxes stamped like their frames, track ids on the labels), and its Parquet export
+/// opens in DuckDB with every detection and track, typed.
+#[test]
+fn annotated_mcap_and_parquet_open_in_the_official_readers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, ann, table) = (
+        dir.path().join("out.jsonl"),
+        dir.path().join("annotated.mcap"),
+        dir.path().join("detections.parquet"),
+    );
+    let sample = root().join("recordings/vtest-100.mcap");
+    let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    let (code, _, stderr) = run(
+        &[
+            "replay",
+            &s(&sample),
+            "-o",
+            &s(&out),
+            "--annotate",
+            &s(&ann),
+        ],
+        &root(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("annotated.mcap: 100 frames, "), "{stderr}");
+    let (ok, report) = python("check_annotated.py", &[&ann, &out]);
+    assert!(ok, "{report}");
+    assert!(
+        report.contains(r#""frames": 100, "annotated": 100"#),
+        "{report}"
+    );
+
+    let (code, stdout, stderr) = run(
+        &[
+            "export",
+            &s(&out),
+            "--recording",
+            &s(&sample),
+            "-o",
+            &s(&table),
+        ],
+        &root(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("100 frames"), "{stdout}");
+    let (ok, report) = python("check_export.py", &[&table, &out]);
+    assert!(ok, "{report}");
+    assert!(report.contains(r#""frame": 100"#), "{report}");
+
+    // The annotated copy is a recording too: it replays to the same lines.
+    let again = dir.path().join("again.jsonl");
+    let (code, _, stderr) = run(&["replay", &s(&ann), "-o", &s(&again)], &root());
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        std::fs::read(&again).expect("again"),
+        std::fs::read(&out).expect("out")
+    );
+}

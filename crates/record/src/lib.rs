@@ -232,6 +232,75 @@ impl RecordingWriter {
         Ok(())
     }
 
+    /// Adds a channel of foxglove messages of type `T` beside the frames (e.g.
+    /// `foxglove.ImageAnnotations`); the writer of an annotated copy uses it.
+    pub fn add_foxglove_channel<T: Encode>(&mut self, topic: &str) -> Result<u16, RecordError> {
+        let mcap_err = |source| RecordError::Mcap {
+            path: self.path.clone(),
+            source,
+        };
+        let schema = T::get_schema().ok_or_else(|| RecordError::BadMetadata {
+            path: self.path.clone(),
+            key: "schema",
+            value: topic.to_owned(),
+            expected: "a foxglove message type with a schema",
+        })?;
+        let schema_id = self
+            .mcap
+            .add_schema(&schema.name, &schema.encoding, &schema.data)
+            .map_err(mcap_err)?;
+        self.mcap
+            .add_channel(
+                schema_id,
+                topic,
+                &T::get_message_encoding(),
+                &BTreeMap::new(),
+            )
+            .map_err(mcap_err)
+    }
+
+    /// Adds a channel of JSON messages described by a JSON Schema.
+    pub fn add_json_channel(
+        &mut self,
+        topic: &str,
+        schema_name: &str,
+        json_schema: &str,
+    ) -> Result<u16, RecordError> {
+        let mcap_err = |source| RecordError::Mcap {
+            path: self.path.clone(),
+            source,
+        };
+        let schema_id = self
+            .mcap
+            .add_schema(schema_name, "jsonschema", json_schema.as_bytes())
+            .map_err(mcap_err)?;
+        self.mcap
+            .add_channel(schema_id, topic, "json", &BTreeMap::new())
+            .map_err(mcap_err)
+    }
+
+    /// Writes one message on a channel added above, stamped like the frame it belongs to.
+    pub fn write_message(
+        &mut self,
+        channel: u16,
+        seq: u32,
+        timestamp_ns: u64,
+        data: &[u8],
+    ) -> Result<(), RecordError> {
+        let header = MessageHeader {
+            channel_id: channel,
+            sequence: seq,
+            log_time: timestamp_ns,
+            publish_time: timestamp_ns,
+        };
+        self.mcap
+            .write_to_known_channel(&header, data)
+            .map_err(|source| RecordError::Mcap {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path

@@ -258,7 +258,8 @@ pub struct Report {
     /// The lowest IoU and the largest |Δscore| among paired detections.
     pub min_iou: Option<f64>,
     pub max_dscore: Option<f64>,
-    /// Every differing frame, in frame order.
+    /// Every frame that differs beyond the profile's tolerance or has a near-threshold flip
+    /// (under `exact`, every frame whose line differs), in frame order.
     pub diffs: Vec<FrameDiff>,
 }
 
@@ -600,11 +601,11 @@ pub fn compare(
                 });
             }
         }
-        if e.raw != a.raw && diff.status.is_none() && diff.changes.is_empty() {
+        if diff.status.is_some() || !diff.changes.is_empty() {
+            r.diffs.push(diff);
+        } else if e.raw != a.raw && profile == Profile::Exact {
             // Exact: differences within tolerance are differences all the same.
             diff.lines = Some((e.raw.clone(), a.raw.clone()));
-        }
-        if e.raw != a.raw {
             r.diffs.push(diff);
         }
     }

@@ -79,6 +79,8 @@ fn a_small_shift_fails_exact_and_passes_cross_backend() {
     let r = compare(&e, &a, Profile::CrossBackend, &th(0.25));
     assert!(r.passed(Profile::CrossBackend), "{}", r.summary());
     assert_eq!((r.moved, r.matched), (0, 1));
+    // Within tolerance, so no frame to show (only exact lists every differing line).
+    assert!(r.diffs.is_empty(), "{}", r.describe_diffs(5));
     // … but not a score change beyond 0.05.
     let far = out(&[line(0, "inferred", &[det(0, 0.8, A)], &[])]);
     let r = compare(&e, &far, Profile::CrossBackend, &th(0.25));

@@ -7,7 +7,8 @@
 //! - `mcap`: a recording (torn, truncated, garbage, empty frames, huge declared sizes);
 //! - `config`: a vigil.yml, and `--set` overrides;
 //! - `deepstream`: an nvinfer / deepstream-app config through the importer;
-//! - `msg`: the Arrow messages between nodes (parameters and payload built from the bytes).
+//! - `msg`: the Arrow messages between nodes (parameters and payload built from the bytes);
+//! - `output`: an output file (JSON lines) as `vigil test` and `vigil diff` read and compare it.
 //!
 //! A target may return errors — that is what bad input must give — but never panic, abort or
 //! run out of memory.
@@ -41,7 +42,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         "config" => config(data),
         "deepstream" => deepstream(data),
         "msg" => msg(data),
-        other => panic!("VIGIL_FUZZ_TARGET={other:?}: jpeg, mcap, config, deepstream or msg"),
+        "output" => output(data),
+        other => {
+            panic!("VIGIL_FUZZ_TARGET={other:?}: jpeg, mcap, config, deepstream, msg or output")
+        }
     }
 });
 
@@ -254,4 +258,32 @@ fn msg(data: &[u8]) {
     let _ = vigil_msg::decode_status(&p);
     let _ = vigil_msg::decode_roles(&p);
     let _ = vigil_msg::decode_shown(&p);
+}
+
+fn output(data: &[u8]) {
+    use vigil_compare::{Output, Profile, Thresholds, compare};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(out) = Output::parse(std::path::Path::new("fuzz.jsonl"), text) else {
+        return;
+    };
+    let th = Thresholds {
+        default: Some(0.25),
+        ..Thresholds::default()
+    };
+    // Against itself, against nothing, and against itself with every box shifted.
+    let mut shifted = out.clone();
+    for line in shifted.frames.values_mut() {
+        for d in &mut line.detections {
+            d.bbox[0] += 1.0;
+            d.score -= 0.01;
+        }
+    }
+    for other in [&out, &Output::default(), &shifted] {
+        for p in [Profile::Exact, Profile::CrossBackend] {
+            let r = compare(&out, other, p, &th);
+            let _ = (r.passed(p), r.summary(), r.describe_diffs(3));
+        }
+    }
 }

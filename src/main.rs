@@ -7,6 +7,7 @@ mod cancel;
 mod dataflow;
 mod export;
 mod import;
+mod plot;
 mod regress;
 
 use std::path::{Path, PathBuf};
@@ -73,6 +74,20 @@ enum Command {
         /// The recording the output was made from: each row's `timestamp_ns`.
         #[arg(long)]
         recording: Option<PathBuf>,
+    },
+    /// An output (and the audit database of its run) → an HTML page: detections per class
+    /// over time, frames without fresh detections, restarts, stalls, crash loops and camera
+    /// outages, track lifetimes, all on one time axis.
+    Plot {
+        output: PathBuf,
+        /// The run's audit database (`vigil replay --realtime` writes OUT.audit.db).
+        #[arg(long)]
+        audit: Option<PathBuf>,
+        /// Label the axis in seconds at this frame rate.
+        #[arg(long)]
+        fps: Option<f64>,
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
     },
     /// Recordings one after the other (or one, `--times` times) → one recording, frame
     /// numbers and times going on; read and written a frame at a time.
@@ -329,6 +344,16 @@ fn run() -> eyre::Result<()> {
         } => {
             let n = export::export(&output, recording.as_deref(), &out)?;
             println!("{}: {} frames, {} rows", out.display(), n.frames, n.rows);
+            Ok(())
+        }
+        Command::Plot {
+            output,
+            audit,
+            fps,
+            out,
+        } => {
+            let what = plot::plot(&output, audit.as_deref(), fps, &out)?;
+            println!("{what}");
             Ok(())
         }
         Command::Concat {

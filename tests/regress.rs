@@ -325,3 +325,56 @@ fn annotated_mcap_and_parquet_open_in_the_official_readers() {
         std::fs::read(&out).expect("out")
     );
 }
+
+/// `vigil plot` draws a real output as one self-contained page; a bad line is an error
+/// naming the file and the line.
+#[test]
+fn plot_draws_a_page_and_names_a_bad_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let page = dir.path().join("report.html");
+    let expected = root().join("recordings/expected/vtest-100.jsonl");
+    let (code, stdout, stderr) = run(
+        &[
+            "plot",
+            expected.to_str().expect("utf-8"),
+            "--fps",
+            "10",
+            "-o",
+            page.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("100 frames"), "{stdout}");
+    let html = std::fs::read_to_string(&page).expect("page");
+    assert!(
+        html.starts_with("<!DOCTYPE html>") && html.contains("<svg"),
+        "{html:.200}"
+    );
+    for words in [
+        "Detections per class",
+        "Track lifetimes",
+        "person: 674 detections",
+    ] {
+        assert!(html.contains(words), "{words}");
+    }
+    // Self-contained: nothing fetched when it opens (the SVG namespace is a name, not a fetch).
+    assert!(!html.contains("src=") && !html.contains("href=\"http") && !html.contains("@import"));
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"seq\":0,\"status\":\"inferred\",\"detections\":[],\"tracks\":[]}\n{oops\n",
+    )
+    .expect("write");
+    let (code, _, stderr) = run(
+        &[
+            "plot",
+            bad.to_str().expect("utf-8"),
+            "-o",
+            page.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("bad.jsonl:2"), "{stderr}");
+}

@@ -89,13 +89,17 @@ fn text(ts: Timestamp, x: f64, y: f64, s: String, class: u32) -> TextAnnotation 
 /// One frame's annotations: each detection's box with `label score` above it, each track's
 /// box (fainter while coasting) with `#id` inside it.
 #[must_use]
-pub fn annotations(line: &Line, timestamp_ns: u64, labels: &[(u32, String)]) -> ImageAnnotations {
+pub fn annotations(
+    line: &Line,
+    timestamp_ns: u64,
+    labels: &std::collections::BTreeMap<u32, String>,
+) -> ImageAnnotations {
     let ts = stamp(timestamp_ns);
     let label = |class: u32| {
         labels
-            .iter()
-            .find(|(c, _)| *c == class)
-            .map_or_else(|| format!("class {class}"), |(_, l)| l.clone())
+            .get(&class)
+            .cloned()
+            .unwrap_or_else(|| format!("class {class}"))
     };
     let mut a = ImageAnnotations {
         timestamp: Some(ts),
@@ -154,14 +158,7 @@ pub fn annotate(recording: &Path, output: &Path, out: &Path) -> eyre::Result<Ann
     let mut rec = RecordingReader::open(recording)?;
     let lines = Output::read(output)?;
     // Labels by class, from the detections that carry them (tracks carry the class only).
-    let mut labels: Vec<(u32, String)> = Vec::new();
-    for d in lines.frames.values().flat_map(|l| &l.detections) {
-        if let Some(l) = &d.label
-            && !labels.iter().any(|(c, _)| *c == d.class)
-        {
-            labels.push((d.class, l.clone()));
-        }
-    }
+    let labels = lines.labels();
     let mut w = RecordingWriter::create(out, &rec.info)?;
     let ann = w.add_foxglove_channel::<ImageAnnotations>(ANNOTATIONS_TOPIC)?;
     let det = w.add_json_channel(DETECTIONS_TOPIC, "vigil.OutputLine", LINE_SCHEMA)?;

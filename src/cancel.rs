@@ -1,4 +1,5 @@
-//! SIGINT and SIGTERM (a person's Ctrl-C, a CI system cancelling a job) stop `vigil replay`
+//! SIGINT, SIGTERM and SIGHUP (a person's Ctrl-C, a CI system cancelling a job, a closed
+//! terminal) stop `vigil replay`
 //! and `vigil test` cleanly: the dataflow they started is stopped, every process of it, and
 //! the command exits non-zero saying so.
 
@@ -12,10 +13,16 @@ use nix::unistd::Pid;
 /// The signal received, 0 for none.
 static RECEIVED: OnceLock<std::sync::Arc<AtomicUsize>> = OnceLock::new();
 
-/// Catches SIGINT and SIGTERM from now on (they no longer end the process at once).
+/// Catches SIGINT, SIGTERM and SIGHUP (a closed terminal) from now on: they no longer end the
+/// process at once. A SIGKILL cannot be caught: `kill -9` of vigil leaves its dataflow
+/// running.
 pub fn install() -> eyre::Result<()> {
     let flag = RECEIVED.get_or_init(Default::default);
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
         signal_hook::flag::register_usize(sig, std::sync::Arc::clone(flag), sig as usize)?;
     }
     Ok(())
@@ -40,72 +47,129 @@ fn signal_name(sig: i32) -> String {
     Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_owned())
 }
 
-/// Every process below `root` (children, their children, …), read from /proc.
-pub fn descendants(root: u32) -> Vec<u32> {
-    let mut parent_of = Vec::new();
+/// A process, named by its pid and its start time (clock ticks after boot, field 22 of
+/// `/proc/PID/stat`): a pid reused by a newer process is not the same process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Proc {
+    pid: u32,
+    start: u64,
+}
+
+/// `(ppid, start time, state)` from `/proc/PID/stat`.
+fn stat(pid: u32) -> Option<(u32, u64, char)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid …`: comm may hold spaces and parentheses.
+    let rest: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+    let state = rest.first()?.chars().next()?;
+    Some((
+        rest.get(1)?.parse().ok()?,
+        rest.get(19)?.parse().ok()?,
+        state,
+    ))
+}
+
+/// Every live process below `roots` (children, their children, …), read from /proc.
+fn descendants(roots: &[u32]) -> Vec<Proc> {
+    let mut table = Vec::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.filter_map(Result::ok) {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-                continue;
-            };
-            // `pid (comm) state ppid …`: comm may hold spaces and parentheses.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<u32>().ok());
-            if let Some(ppid) = ppid {
-                parent_of.push((pid, ppid));
+            if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
+                && let Some((ppid, start, state)) = stat(pid)
+                && state != 'Z'
+            {
+                table.push((pid, ppid, start));
             }
         }
     }
-    let mut found = vec![root];
-    let mut i = 0;
-    while i < found.len() {
-        let p = found[i];
-        found.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
-        i += 1;
+    let mut found: Vec<Proc> = Vec::new();
+    let mut frontier: Vec<u32> = roots.to_vec();
+    while let Some(p) = frontier.pop() {
+        for &(pid, _, start) in table.iter().filter(|(pid, pp, _)| *pp == p && *pid != p) {
+            if !found.iter().any(|f| f.pid == pid) {
+                found.push(Proc { pid, start });
+                frontier.push(pid);
+            }
+        }
     }
-    found.remove(0);
+    found.sort();
     found
 }
 
-fn alive(pid: u32) -> bool {
-    // A zombie has exited; only its parent's wait is missing.
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z")
-    })
+/// Whether the process still runs (not gone, not a zombie, not a newer one under its pid).
+fn alive(p: Proc) -> bool {
+    stat(p.pid).is_some_and(|(_, start, state)| start == p.start && state != 'Z')
 }
 
-/// Stops `root` and every process below it: the tree is read first (a killed parent's
-/// children would be re-parented and lost from it), `root` is killed first so that it
-/// restarts nothing, then the rest; read again until none is left (at most 5 s). Returns how
-/// many processes were stopped.
-pub fn kill_tree(root: u32) -> usize {
-    let mut stopped = std::collections::BTreeSet::new();
+fn signal(p: Proc, sig: Signal) -> bool {
+    alive(p) && i32::try_from(p.pid).is_ok_and(|pid| kill(Pid::from_raw(pid), sig).is_ok())
+}
+
+/// What [`kill_tree`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    pub killed: usize,
+    /// Processes of the tree still running after 5 s (none expected).
+    pub left: usize,
+}
+
+/// Stops `root` (which leads its own process group) and every process below it. Each is
+/// frozen first (SIGSTOP: none can start or restart another meanwhile), the tree read again
+/// until it holds still, then all are killed (SIGKILL, and the group) and checked gone.
+pub fn kill_tree(root: u32) -> Stopped {
+    let Some((_, start, _)) = stat(root) else {
+        return Stopped { killed: 0, left: 0 };
+    };
+    let root = Proc { pid: root, start };
+    let mut procs = vec![root];
+    signal(root, Signal::SIGSTOP);
+    // Freeze what is below, then look again for what was started meanwhile.
+    for _ in 0..20 {
+        let pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
+        let below = descendants(&pids);
+        let new: Vec<Proc> = below.into_iter().filter(|p| !procs.contains(p)).collect();
+        if new.is_empty() {
+            break;
+        }
+        for &p in &new {
+            signal(p, Signal::SIGSTOP);
+        }
+        procs.extend(new);
+    }
+    let mut killed = 0;
+    for &p in &procs {
+        killed += usize::from(signal(p, Signal::SIGKILL));
+    }
+    if let Ok(pgid) = i32::try_from(root.pid) {
+        let _ = nix::sys::signal::killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
     let deadline = Instant::now() + Duration::from_secs(5);
-    let mut pids = vec![root];
-    pids.extend(descendants(root));
     loop {
-        for &pid in &pids {
-            if let Ok(p) = i32::try_from(pid)
-                && kill(Pid::from_raw(p), Signal::SIGKILL).is_ok()
-            {
-                stopped.insert(pid);
-            }
+        let left: Vec<Proc> = procs.iter().copied().filter(|&p| alive(p)).collect();
+        if left.is_empty() || Instant::now() > deadline {
+            return Stopped {
+                killed,
+                left: left.len(),
+            };
+        }
+        for &p in &left {
+            signal(p, Signal::SIGKILL);
         }
         std::thread::sleep(Duration::from_millis(50));
-        let mut left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
-        for p in left.clone() {
-            left.extend(descendants(p));
+    }
+}
+
+/// Kills the dataflow when dropped while armed: an early return or a panic between starting
+/// `dora run` and seeing it exit leaves no process behind.
+#[derive(Debug)]
+pub struct TreeGuard {
+    pub root: u32,
+    pub armed: bool,
+}
+
+impl Drop for TreeGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            kill_tree(self.root);
         }
-        if left.is_empty() || Instant::now() > deadline {
-            return stopped.len();
-        }
-        pids = left;
     }
 }

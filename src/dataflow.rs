@@ -566,6 +566,10 @@ pub fn replay(
         .spawn()
         .wrap_err("starting `dora run` (is the dora CLI installed? run the setup command)")?;
     let log = collect(child.stdout.take(), child.stderr.take());
+    let mut guard = crate::cancel::TreeGuard {
+        root: child.id(),
+        armed: true,
+    };
     let expected = frames * opts.loops.max(1);
     let bar = indicatif::ProgressBar::new(expected);
     bar.set_style(
@@ -577,15 +581,23 @@ pub fn replay(
     let mut counter = LineCounter::default();
     let status = loop {
         if let Some(status) = child.try_wait()? {
+            guard.armed = false;
             break status;
         }
         if let Some(sig) = crate::cancel::requested() {
             bar.finish_and_clear();
+            guard.armed = false;
             let stopped = crate::cancel::kill_tree(child.id());
             let _ = child.wait();
             let lines = count_lines(&output);
+            let left = if stopped.left > 0 {
+                format!(" ({} would not stop)", stopped.left)
+            } else {
+                String::new()
+            };
             eprintln!(
-                "stopping: the dataflow's {stopped} processes stopped; {lines} of {expected} frames were written to {}",
+                "stopping: the dataflow's {} processes stopped{left}; {lines} of {expected} frames were written to {}",
+                stopped.killed,
                 output.display()
             );
             return Err(crate::cancel::Cancelled(sig).into());

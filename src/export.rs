@@ -3,9 +3,10 @@
 //!
 //! One row per frame (`kind` = `frame`, carrying its status), per detection (`detection`) and
 //! per track (`track`), all with the frame's `seq`, `timestamp_ns` (from the recording, when
-//! given), `status` and `inferred`. Written in row groups as it goes, so the table's size does
-//! not bound memory.
+//! given), `status` and `inferred`. The output is read into memory (as `vigil test` reads it);
+//! the table is written in row groups of 4096 frames.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -71,7 +72,7 @@ impl Columns {
         self.rows += 1;
     }
 
-    fn push(&mut self, line: &Line, t: Option<u64>, labels: &[(u32, String)]) {
+    fn push(&mut self, line: &Line, t: Option<u64>, labels: &BTreeMap<u32, String>) {
         self.frame_part(line, t, "frame");
         self.class.append_null();
         self.label.append_null();
@@ -95,12 +96,7 @@ impl Columns {
         for tr in &line.tracks {
             self.frame_part(line, t, "track");
             self.class.append_value(tr.class);
-            self.label.append_option(
-                labels
-                    .iter()
-                    .find(|(c, _)| *c == tr.class)
-                    .map(|(_, l)| l.as_str()),
-            );
+            self.label.append_option(labels.get(&tr.class));
             self.score.append_null();
             for (b, v) in self.bbox.iter_mut().zip(tr.bbox) {
                 b.append_value(v);
@@ -142,22 +138,15 @@ pub struct Exported {
 /// Writes `output` (with timestamps from `recording`, if given) as Parquet to `out`.
 pub fn export(output: &Path, recording: Option<&Path>, out: &Path) -> eyre::Result<Exported> {
     let lines = Output::read(output)?;
-    let times: std::collections::BTreeMap<u64, u64> = match recording {
+    let times: BTreeMap<u64, u64> = match recording {
         Some(r) => vigil_record::RecordingReader::open(r)?
             .frames
             .iter()
             .map(|f| (u64::from(f.seq), f.timestamp_ns))
             .collect(),
-        None => std::collections::BTreeMap::new(),
+        None => BTreeMap::new(),
     };
-    let mut labels: Vec<(u32, String)> = Vec::new();
-    for d in lines.frames.values().flat_map(|l| &l.detections) {
-        if let Some(l) = &d.label
-            && !labels.iter().any(|(c, _)| *c == d.class)
-        {
-            labels.push((d.class, l.clone()));
-        }
-    }
+    let labels = lines.labels();
     let schema = Arc::new(schema());
     let file =
         std::fs::File::create(out).wrap_err_with(|| format!("creating {}", out.display()))?;

@@ -273,6 +273,16 @@ fn main() -> eyre::Result<()> {
 }
 
 fn run() -> eyre::Result<()> {
+    let done = command();
+    // A signal that came while no dataflow ran (vigil bench's own loop, writing an annotated
+    // copy) still ends the command as cancelled.
+    match cancel::requested() {
+        Some(sig) if done.is_ok() => Err(cancel::Cancelled(sig).into()),
+        _ => done,
+    }
+}
+
+fn command() -> eyre::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -327,7 +337,9 @@ fn run() -> eyre::Result<()> {
             output,
             out,
         } => {
-            let n = annotate::annotate(&recording, &output, &out)?;
+            let n = write_new(&out, &[&recording, &output], |tmp| {
+                annotate::annotate(&recording, &output, tmp)
+            })?;
             println!(
                 "{}: {} frames ({} with an output line), {} boxes",
                 out.display(),
@@ -342,7 +354,11 @@ fn run() -> eyre::Result<()> {
             out,
             recording,
         } => {
-            let n = export::export(&output, recording.as_deref(), &out)?;
+            let mut inputs = vec![output.as_path()];
+            inputs.extend(recording.as_deref());
+            let n = write_new(&out, &inputs, |tmp| {
+                export::export(&output, recording.as_deref(), tmp)
+            })?;
             println!("{}: {} frames, {} rows", out.display(), n.frames, n.rows);
             Ok(())
         }
@@ -361,7 +377,8 @@ fn run() -> eyre::Result<()> {
             output,
             times,
         } => {
-            let n = concat(&recordings, times, &output)?;
+            let inputs: Vec<&Path> = recordings.iter().map(PathBuf::as_path).collect();
+            let n = write_new(&output, &inputs, |tmp| concat(&recordings, times, tmp))?;
             println!("{}: {n} frames", output.display());
             Ok(())
         }
@@ -417,7 +434,9 @@ fn run() -> eyre::Result<()> {
             let stats = dataflow::replay(&recording, &output, &run, &opts)?;
             eprintln!("{}: {}", output.display(), stats.describe());
             if let Some(out) = annotate {
-                let n = annotate::annotate(&recording, &output, &out)?;
+                let n = write_new(&out, &[&recording, &output], |tmp| {
+                    annotate::annotate(&recording, &output, tmp)
+                })?;
                 eprintln!("{}: {} frames, {} boxes", out.display(), n.frames, n.boxes);
             }
             if let Some(path) = summary {
@@ -474,10 +493,11 @@ fn run() -> eyre::Result<()> {
                 out_dir,
                 infer_workers,
             };
-            if !regress::run(&manifest, &opts)? {
-                std::process::exit(1);
+            match regress::run(&manifest, &opts) {
+                Ok(true) => Ok(()),
+                Ok(false) => std::process::exit(1),
+                Err(e) => could_not_run(e),
             }
-            Ok(())
         }
         Command::Diff {
             expected,
@@ -494,12 +514,24 @@ fn run() -> eyre::Result<()> {
                     ..vigil_compare::Thresholds::default()
                 },
             };
-            if !regress::diff(&expected, &actual, tolerance, &thresholds, frames)? {
-                std::process::exit(1);
+            match regress::diff(&expected, &actual, tolerance, &thresholds, frames) {
+                Ok(true) => Ok(()),
+                Ok(false) => std::process::exit(1),
+                Err(e) => could_not_run(e),
             }
-            Ok(())
         }
     }
+}
+
+/// `vigil test` and `vigil diff`: 1 says the detections differ (or a recording could not be
+/// replayed), 2 that the comparison could not be made at all (a bad manifest, an unreadable
+/// file), as test runners tell failures from errors.
+fn could_not_run(e: eyre::Report) -> eyre::Result<()> {
+    if e.downcast_ref::<cancel::Cancelled>().is_some() {
+        return Err(e);
+    }
+    eprintln!("Error: {e:?}");
+    std::process::exit(2);
 }
 
 /// `--set` values, in vigil.yml's terms.
@@ -550,7 +582,50 @@ fn info(path: &Path) -> eyre::Result<()> {
     if rec.torn {
         println!("torn:       yes (the writer stopped early; every complete frame is listed)");
     }
+    if rec.orphans > 0 {
+        println!(
+            "malformed:  {} messages on channels never declared (not frames; skipped)",
+            rec.orphans
+        );
+    }
     Ok(())
+}
+
+/// Writes `out` through `<out>.partial`, moved into place only once `write` succeeded (a
+/// failure or an interruption leaves no half-written file under the name), and refuses an
+/// `out` that is one of the inputs (it would be emptied before it is read).
+fn write_new<T>(
+    out: &Path,
+    inputs: &[&Path],
+    write: impl FnOnce(&Path) -> eyre::Result<T>,
+) -> eyre::Result<T> {
+    if let Ok(o) = std::fs::canonicalize(out) {
+        for i in inputs {
+            if std::fs::canonicalize(i).is_ok_and(|i| i == o) {
+                eyre::bail!(
+                    "{}: is also an input; write the result to another file",
+                    out.display()
+                );
+            }
+        }
+    }
+    let name = out
+        .file_name()
+        .ok_or_else(|| eyre::eyre!("{}: not a file name", out.display()))?;
+    let mut partial = name.to_owned();
+    partial.push(".partial");
+    let tmp = out.with_file_name(partial);
+    match write(&tmp) {
+        Ok(v) => {
+            std::fs::rename(&tmp, out)
+                .wrap_err_with(|| format!("moving {} to {}", tmp.display(), out.display()))?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
 }
 
 fn concat(inputs: &[PathBuf], times: u32, output: &Path) -> eyre::Result<u64> {
@@ -594,8 +669,19 @@ fn concat(inputs: &[PathBuf], times: u32, output: &Path) -> eyre::Result<u64> {
                 let seq = seq_base + u64::from(f.seq);
                 f.seq = u32::try_from(seq)
                     .map_err(|_| eyre::eyre!("{}: more than 2^32 frames", output.display()))?;
-                f.timestamp_ns = begin + (f.timestamp_ns - start);
-                next_t = next_t.max(Some(f.timestamp_ns + interval));
+                f.timestamp_ns = begin
+                    .checked_add(f.timestamp_ns - start)
+                    .and_then(|t| Some((t, t.checked_add(interval)?)))
+                    .map(|(t, next)| {
+                        next_t = next_t.max(Some(next));
+                        t
+                    })
+                    .ok_or_else(|| {
+                        eyre::eyre!(
+                            "{}: frame {i}: times past 2^64 ns once joined",
+                            r.path().display()
+                        )
+                    })?;
                 next_seq = next_seq.max(seq + 1);
                 w.write_frame(&f)?;
             }

@@ -81,9 +81,9 @@ pub fn plot(
     out: &Path,
 ) -> eyre::Result<String> {
     if let Some(f) = fps
-        && !(f.is_finite() && f > 0.0)
+        && !(0.1..=1000.0).contains(&f)
     {
-        bail!("--fps {f}: not a frame rate (frames per second, above 0)");
+        bail!("--fps {f}: a frame rate from 0.1 to 1000");
     }
     let session = Session::read(output)?;
     let audit = audit
@@ -531,7 +531,7 @@ impl Clock {
         }
         if i > 0 && i < self.anchors.len() {
             let (a, b) = (self.anchors[i - 1], self.anchors[i]);
-            return Some(a.1 + (b.1 - a.1) * (ts - a.0) as f64 / b.0.abs_diff(a.0) as f64);
+            return Some(a.1 + (b.1 - a.1) * ts.abs_diff(a.0) as f64 / b.0.abs_diff(a.0) as f64);
         }
         let a = if i == 0 {
             self.anchors.first()?
@@ -1720,7 +1720,9 @@ impl<'a> Report<'a> {
             };
             for &(a, z) in &t.runs {
                 run = match run {
-                    Some((ra, rz)) if a <= rz + merge + 1 => Some((ra, z)),
+                    Some((ra, rz)) if a <= rz.saturating_add(merge).saturating_add(1) => {
+                        Some((ra, z))
+                    }
                     Some(r) => {
                         flush(&mut d, r)?;
                         Some((a, z))
@@ -1935,7 +1937,7 @@ fn lanes(s: &Session, log: &AuditLog, fps: Option<f64>) -> Vec<Lane> {
             Some(at) => {
                 let end_ms = o
                     .resumed_unix_ms
-                    .or_else(|| o.outage_ms.map(|ms| o.at_unix_ms + ms));
+                    .or_else(|| o.outage_ms.map(|ms| o.at_unix_ms.saturating_add(ms)));
                 let until = match end_ms {
                     Some(end) => clock
                         .ts_at_wall(end)

@@ -197,6 +197,8 @@ enum Outcome {
     },
     /// It could not be replayed or compared at all.
     Error(String),
+    /// Not run: the run was cancelled before it.
+    Skipped,
 }
 
 #[derive(Debug)]
@@ -231,6 +233,16 @@ pub fn run(manifest: &Path, opts: &TestOptions) -> eyre::Result<bool> {
     let mut results = Vec::new();
     for case in cases {
         let profile = opts.tolerance.unwrap_or(case.profile);
+        if crate::cancel::requested().is_some() {
+            results.push(Result_ {
+                output: opts.out_dir.join(format!("{}.jsonl", case.name)),
+                profile,
+                seconds: 0.0,
+                outcome: Outcome::Skipped,
+                case,
+            });
+            continue;
+        }
         let output = opts.out_dir.join(format!("{}.jsonl", case.name));
         let start = Instant::now();
         let outcome = run_case(&case, profile, &output, opts).unwrap_or_else(|e| {
@@ -249,21 +261,24 @@ pub fn run(manifest: &Path, opts: &TestOptions) -> eyre::Result<bool> {
         };
         print_result(&r);
         results.push(r);
-        if crate::cancel::requested().is_some() {
-            break;
-        }
     }
     let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
-    let (passed, failed, errors, accepted) = (
+    let (passed, failed, errors, accepted, skipped) = (
         count(|o| matches!(o, Outcome::Passed(_))),
         count(|o| matches!(o, Outcome::Failed(_))),
         count(|o| matches!(o, Outcome::Error(_))),
         count(|o| matches!(o, Outcome::Accepted { .. })),
+        count(|o| matches!(o, Outcome::Skipped)),
     );
-    if opts.accept {
-        println!("{accepted} accepted, {errors} errors");
+    let skipped = if skipped > 0 {
+        format!(", {skipped} not run (cancelled)")
     } else {
-        println!("{passed} passed, {failed} failed, {errors} errors");
+        String::new()
+    };
+    if opts.accept {
+        println!("{accepted} accepted, {errors} errors{skipped}");
+    } else {
+        println!("{passed} passed, {failed} failed, {errors} errors{skipped}");
     }
     if let Some(path) = &opts.junit {
         std::fs::write(path, junit(manifest, &results))
@@ -374,6 +389,7 @@ fn print_result(r: &Result_) {
             if *changed { "" } else { " (unchanged)" }
         ),
         Outcome::Error(e) => println!("ERROR  {name}: {e}"),
+        Outcome::Skipped => {}
     }
 }
 
@@ -386,8 +402,12 @@ fn xml_escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            // Control characters are not allowed in XML 1.0.
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => out.push(' '),
+            // Control characters and U+FFFE/U+FFFF are not allowed in XML 1.0.
+            c if ((c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t'))
+                || matches!(c, '\u{FFFE}' | '\u{FFFF}') =>
+            {
+                out.push(' ');
+            }
             c => out.push(c),
         }
     }
@@ -409,6 +429,10 @@ fn junit(manifest: &Path, results: &[Result_]) -> String {
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Error(_)))
         .count();
+    let skipped = results
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Skipped))
+        .count();
     let time: f64 = results.iter().map(|r| r.seconds).sum();
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -418,7 +442,7 @@ fn junit(manifest: &Path, results: &[Result_]) -> String {
     );
     let _ = writeln!(
         x,
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"0\" time=\"{time:.3}\">",
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{time:.3}\">",
         xml_escape(suite),
         results.len()
     );
@@ -466,6 +490,9 @@ fn junit(manifest: &Path, results: &[Result_]) -> String {
                     "\n      <system-out>{}</system-out>\n    ",
                     xml_escape(&format!("accepted: {frames} frames\n{out}"))
                 );
+            }
+            Outcome::Skipped => {
+                x.push_str("\n      <skipped message=\"cancelled before it ran\"/>\n    ");
             }
             Outcome::Error(e) => {
                 let first = e.lines().next().unwrap_or_default();
@@ -528,7 +555,7 @@ mod tests {
         let p = Path::new("m.yml");
         let err = |text: &str| format!("{:#}", parse_manifest(p, text).expect_err(text));
         let e = err("tests:\n  - recording: a.mcap\n    tolerence: exact\n");
-        assert!(e.starts_with("m.yml:3: `tests[0]`"), "{e}");
+        assert!(e.starts_with("m.yml:3: `tests[0].tolerence`"), "{e}");
         assert!(e.contains("tolerence"), "{e}");
         let e = err("tests:\n  - recording: a.mcap\n    tolerance: fuzzy\n");
         assert!(

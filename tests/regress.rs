@@ -248,6 +248,20 @@ fn concat_numbers_and_times_on() {
     let (code, _, stderr) = run(&["concat", "-o", out.to_str().expect("utf-8")], dir.path());
     assert_ne!(code, 0);
     assert!(stderr.contains("at least one recording"), "{stderr}");
+    // Writing over an input would empty it before it is read: refused, the input intact.
+    let before = std::fs::read(&out).expect("joined");
+    let (code, _, stderr) = run(
+        &[
+            "concat",
+            out.to_str().expect("utf-8"),
+            "-o",
+            out.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("is also an input"), "{stderr}");
+    assert_eq!(std::fs::read(&out).expect("still there"), before);
 }
 
 fn python(script: &str, args: &[&Path]) -> (bool, String) {
@@ -320,10 +334,11 @@ fn annotated_mcap_and_parquet_open_in_the_official_readers() {
     let again = dir.path().join("again.jsonl");
     let (code, _, stderr) = run(&["replay", &s(&ann), "-o", &s(&again)], &root());
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(
-        std::fs::read(&again).expect("again"),
-        std::fs::read(&out).expect("out")
+    let (again, out) = (
+        std::fs::read_to_string(&again).expect("again"),
+        std::fs::read_to_string(&out).expect("out"),
     );
+    assert!(again == out, "the annotated copy replays differently");
 }
 
 /// `vigil plot` draws a real output as one self-contained page; a bad line is an error

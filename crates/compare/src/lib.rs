@@ -22,6 +22,10 @@ use serde::Deserialize;
 /// within tolerance).
 pub const PAIR_IOU: f64 = 0.5;
 
+/// The widest band above a class's threshold in which a detection on one side only counts as
+/// a near-threshold flip, whatever the profile's score bound.
+pub const FLIP_WINDOW: f64 = 0.05;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
     #[error("{path}: {source}")]
@@ -86,6 +90,18 @@ pub struct Output {
 }
 
 impl Output {
+    /// Each class's label, the first its detections carry.
+    #[must_use]
+    pub fn labels(&self) -> BTreeMap<u32, String> {
+        let mut labels = BTreeMap::new();
+        for d in self.frames.values().flat_map(|l| &l.detections) {
+            if let Some(l) = &d.label {
+                labels.entry(d.class).or_insert_with(|| l.clone());
+            }
+        }
+        labels
+    }
+
     pub fn read(path: &Path) -> Result<Self, CompareError> {
         let text = std::fs::read_to_string(path).map_err(|source| CompareError::Io {
             path: path.to_owned(),
@@ -151,6 +167,13 @@ impl Profile {
             Self::Custom { iou, score } => (iou, score),
         }
     }
+
+    /// How close to its class's threshold an unpaired detection must score to be a
+    /// near-threshold flip: the score bound, at most [`FLIP_WINDOW`] (0 under `exact`).
+    #[must_use]
+    pub fn flip_window(&self) -> f64 {
+        self.bounds().1.min(FLIP_WINDOW)
+    }
 }
 
 impl std::str::FromStr for Profile {
@@ -165,20 +188,20 @@ impl std::str::FromStr for Profile {
         let bad = || {
             format!(
                 "tolerance `{s}`: expected exact, cross-backend, or iou=A,score=B \
-                 (IoU from 0 to 1, score difference from 0 to 1)"
+                 (IoU from {PAIR_IOU} to 1, score difference from 0 to 1, each once)"
             )
         };
         let (mut iou, mut score) = (None, None);
         for part in s.split(',') {
             let (k, v) = part.split_once('=').ok_or_else(bad)?;
             let v: f64 = v.trim().parse().map_err(|_| bad())?;
-            if !(0.0..=1.0).contains(&v) {
-                return Err(bad());
-            }
-            match k.trim() {
-                "iou" => iou = Some(v),
-                "score" => score = Some(v),
+            let (slot, low) = match k.trim() {
+                "iou" => (&mut iou, PAIR_IOU),
+                "score" => (&mut score, 0.0),
                 _ => return Err(bad()),
+            };
+            if !(low..=1.0).contains(&v) || slot.replace(v).is_some() {
+                return Err(bad());
             }
         }
         match (iou, score) {
@@ -223,6 +246,11 @@ pub enum Change {
         actual_id: u64,
         before: u64,
     },
+    /// A track on one side only.
+    TrackAlone {
+        only_in_expected: bool,
+        track: Track,
+    },
 }
 
 /// A frame that differs.
@@ -255,6 +283,10 @@ pub struct Report {
     pub moved: usize,
     pub flips: usize,
     pub track_id_changes: usize,
+    /// Tracks on one side only (none paired on the other), not counting those that follow a
+    /// near-threshold flip's box.
+    pub tracks_missing: usize,
+    pub tracks_extra: usize,
     /// The lowest IoU and the largest |Δscore| among paired detections.
     pub min_iou: Option<f64>,
     pub max_dscore: Option<f64>,
@@ -278,6 +310,8 @@ impl Report {
                     && self.extra == 0
                     && self.moved == 0
                     && self.track_id_changes == 0
+                    && self.tracks_missing == 0
+                    && self.tracks_extra == 0
             }
         }
     }
@@ -304,6 +338,13 @@ impl Report {
             self.status_changes,
             self.track_id_changes,
         );
+        if self.tracks_missing + self.tracks_extra > 0 {
+            let _ = write!(
+                s,
+                ", tracks {} missing / {} extra",
+                self.tracks_missing, self.tracks_extra
+            );
+        }
         if let (Some(iou), Some(ds)) = (self.min_iou, self.max_dscore) {
             let _ = write!(s, "; lowest IoU {iou:.3}, largest |Δscore| {ds:.4}");
         }
@@ -415,6 +456,23 @@ impl FrameDiff {
                         "# track    expected id {expected_id} is now actual id {actual_id} (was {before})"
                     );
                 }
+                Change::TrackAlone {
+                    only_in_expected,
+                    track,
+                } => {
+                    let _ = write!(
+                        out,
+                        "# track    #{} (class {}) only in the {} output at {}",
+                        track.id,
+                        track.class,
+                        if *only_in_expected {
+                            "expected"
+                        } else {
+                            "actual"
+                        },
+                        fmt_box(&track.bbox)
+                    );
+                }
             }
         }
         if let Some((e, a)) = &self.lines {
@@ -461,6 +519,15 @@ fn pair(e: &[(u32, [f64; 4])], a: &[(u32, [f64; 4])]) -> Vec<(usize, usize, f64)
     pairs
 }
 
+/// Marks the tracks that follow detection `d` (same class, overlapping as a pair would).
+fn mark_followers(set: &mut std::collections::BTreeSet<u64>, tracks: &[Track], d: &Detection) {
+    for t in tracks {
+        if t.class == d.class && iou(&t.bbox, &d.bbox) >= PAIR_IOU {
+            set.insert(t.id);
+        }
+    }
+}
+
 /// Compares `actual` with `expected` under `profile`.
 #[must_use]
 pub fn compare(
@@ -470,6 +537,7 @@ pub fn compare(
     thresholds: &Thresholds,
 ) -> Report {
     let (min_iou, max_ds) = profile.bounds();
+    let window = profile.flip_window();
     let mut r = Report {
         frames_expected: expected.frames.len(),
         frames_actual: actual.frames.len(),
@@ -477,6 +545,9 @@ pub fn compare(
     };
     // Which actual track id each expected track id went with last.
     let mut e2a: BTreeMap<u64, u64> = BTreeMap::new();
+    // Tracks (by side: expected, actual) that followed a near-threshold flip's box: on one
+    // side only as a consequence of the flip, not counted against the tracker.
+    let mut after_flip: [std::collections::BTreeSet<u64>; 2] = Default::default();
     let seqs: std::collections::BTreeSet<u64> = expected
         .frames
         .keys()
@@ -546,7 +617,7 @@ pub fn compare(
         let flip = |d: &Detection| {
             thresholds
                 .of(d.class)
-                .filter(|t| max_ds > 0.0 && (d.score - t).abs() <= max_ds)
+                .filter(|t| window > 0.0 && (d.score - t).abs() <= window)
         };
         for d in e
             .detections
@@ -557,6 +628,7 @@ pub fn compare(
         {
             if let Some(threshold) = flip(d) {
                 r.flips += 1;
+                mark_followers(&mut after_flip[0], &e.tracks, d);
                 diff.changes.push(Change::Flip {
                     only_in_expected: true,
                     detection: d.clone(),
@@ -576,6 +648,7 @@ pub fn compare(
         {
             if let Some(threshold) = flip(d) {
                 r.flips += 1;
+                mark_followers(&mut after_flip[1], &a.tracks, d);
                 diff.changes.push(Change::Flip {
                     only_in_expected: false,
                     detection: d.clone(),
@@ -587,10 +660,30 @@ pub fn compare(
             }
         }
         let tkey = |t: &Track| (t.class, t.bbox);
-        for (i, j, _) in pair(
+        let track_pairs = pair(
             &e.tracks.iter().map(tkey).collect::<Vec<_>>(),
             &a.tracks.iter().map(tkey).collect::<Vec<_>>(),
-        ) {
+        );
+        for (side, tracks) in [(0usize, &e.tracks), (1, &a.tracks)] {
+            for (k, t) in tracks.iter().enumerate() {
+                let paired = track_pairs
+                    .iter()
+                    .any(|p| if side == 0 { p.0 == k } else { p.1 == k });
+                if paired || after_flip[side].contains(&t.id) {
+                    continue;
+                }
+                if side == 0 {
+                    r.tracks_missing += 1;
+                } else {
+                    r.tracks_extra += 1;
+                }
+                diff.changes.push(Change::TrackAlone {
+                    only_in_expected: side == 0,
+                    track: t.clone(),
+                });
+            }
+        }
+        for &(i, j, _) in &track_pairs {
             let (te, ta) = (e.tracks[i].id, a.tracks[j].id);
             if let Some(before) = e2a.insert(te, ta).filter(|&b| b != ta) {
                 r.track_id_changes += 1;

@@ -226,10 +226,73 @@ fn profiles_parse_by_name_or_bounds() {
             score: 0.1
         })
     );
-    for bad in ["fuzzy", "iou=2,score=0.1", "iou=0.8", "iou=0.8,depth=1"] {
+    for bad in [
+        "fuzzy",
+        "iou=2,score=0.1",
+        "iou=0.8",
+        "iou=0.8,depth=1",
+        "iou=0.3,score=0.1",
+        "iou=0.8,score=0.1,iou=0.9",
+    ] {
         let err = bad.parse::<Profile>().expect_err(bad);
         assert!(err.contains(bad), "{err}");
     }
+}
+
+#[test]
+fn a_lost_track_fails_unless_it_follows_a_flip() {
+    // Expected: one object tracked on both frames. Actual: the detections agree, the track is
+    // gone (a tracker regression).
+    let e = out(&[
+        line(0, "inferred", &[det(0, 0.9, A)], &[(1, 0, A)]),
+        line(1, "inferred", &[det(0, 0.9, A)], &[(1, 0, A)]),
+    ]);
+    let a = out(&[
+        line(0, "inferred", &[det(0, 0.9, A)], &[]),
+        line(1, "inferred", &[det(0, 0.9, A)], &[]),
+    ]);
+    let r = compare(&e, &a, Profile::CrossBackend, &th(0.25));
+    assert_eq!((r.tracks_missing, r.tracks_extra), (2, 0));
+    assert!(!r.passed(Profile::CrossBackend));
+    assert!(
+        r.describe_diffs(5)
+            .contains("# track    #1 (class 0) only in the expected output")
+    );
+    // A box kept at 0.27 on one side only starts a track there, which coasts on after it: a
+    // consequence of the flip, not a tracker difference.
+    let e = out(&[
+        line(0, "inferred", &[det(1, 0.27, B)], &[(1, 1, B)]),
+        line(1, "inferred", &[], &[(1, 1, B)]),
+    ]);
+    let a = out(&[line(0, "inferred", &[], &[]), line(1, "inferred", &[], &[])]);
+    let r = compare(&e, &a, Profile::CrossBackend, &th(0.25));
+    assert_eq!((r.flips, r.tracks_missing), (1, 0), "{}", r.summary());
+    assert!(r.passed(Profile::CrossBackend));
+}
+
+#[test]
+fn the_flip_window_stays_narrow_whatever_the_score_bound() {
+    // A loose score bound must not turn every missing box into an allowed flip.
+    let loose = Profile::Custom {
+        iou: 0.9,
+        score: 0.5,
+    };
+    assert!((loose.flip_window() - FLIP_WINDOW).abs() < 1e-12);
+    let e = out(&[line(0, "inferred", &[det(0, 0.6, A)], &[])]);
+    let a = out(&[line(0, "inferred", &[], &[])]);
+    let r = compare(&e, &a, loose, &th(0.25));
+    assert_eq!((r.flips, r.missing), (0, 1));
+    assert!(!r.passed(loose));
+    assert!(Profile::Exact.flip_window() == 0.0);
+}
+
+#[test]
+fn labels_are_the_first_each_class_carries() {
+    let o = out(&[line(0, "inferred", &[det(3, 0.9, A), det(0, 0.5, B)], &[])]);
+    assert_eq!(
+        o.labels().into_iter().collect::<Vec<_>>(),
+        [(0, "c0".to_owned()), (3, "c3".to_owned())]
+    );
 }
 
 fn arb_box() -> impl Strategy<Value = [f64; 4]> {

@@ -354,6 +354,8 @@ pub struct RecordingReader<R> {
     /// killed); every complete frame before the tear is in `frames`.
     pub torn: bool,
     pub bytes: u64,
+    /// Messages on a channel the file never declared before them (malformed; not frames).
+    pub orphans: u64,
 }
 
 impl<R> std::fmt::Debug for RecordingReader<R> {
@@ -413,6 +415,9 @@ impl<R: Read + Seek> RecordingReader<R> {
             });
         }
         let (mut info, mut channels, mut frames) = (None, Vec::new(), Vec::new());
+        // Every channel declared so far (frames are on `channels`, the others carry
+        // annotations and the like).
+        let (mut declared, mut orphans) = (Vec::new(), 0u64);
         let (mut at, mut torn, mut footer) = (8u64, false, false);
         loop {
             let mut head = [0u8; 9];
@@ -440,7 +445,9 @@ impl<R: Read + Seek> RecordingReader<R> {
                     let mut h = [0u8; 22];
                     source.read_exact(&mut h).map_err(io)?;
                     let channel = u16::from_le_bytes([h[0], h[1]]);
-                    if channels.contains(&channel) {
+                    if !declared.contains(&channel) {
+                        orphans += 1;
+                    } else if channels.contains(&channel) {
                         let mut seq = [0u8; 4];
                         seq.copy_from_slice(&h[2..6]);
                         let mut t = [0u8; 8];
@@ -453,7 +460,13 @@ impl<R: Read + Seek> RecordingReader<R> {
                         });
                     }
                 }
-                mcap::records::op::METADATA | mcap::records::op::CHANNEL if len <= MAX_RECORD => {
+                mcap::records::op::METADATA | mcap::records::op::CHANNEL => {
+                    if len > MAX_RECORD {
+                        return Err(bad(
+                            at,
+                            format!("a metadata or channel record of {len} bytes"),
+                        ));
+                    }
                     let mut body = vec![0u8; len as usize];
                     source.read_exact(&mut body).map_err(io)?;
                     // Third-party parsing: should it panic on some malformed record, that is
@@ -467,7 +480,12 @@ impl<R: Read + Seek> RecordingReader<R> {
                         Record::Metadata(m) if m.name == METADATA_NAME => {
                             info = Some(RecordingInfo::from_metadata(path, &m.metadata)?);
                         }
-                        Record::Channel(c) if c.topic == TOPIC => channels.push(c.id),
+                        Record::Channel(c) => {
+                            declared.push(c.id);
+                            if c.topic == TOPIC {
+                                channels.push(c.id);
+                            }
+                        }
                         _ => {}
                     }
                 }
@@ -499,6 +517,7 @@ impl<R: Read + Seek> RecordingReader<R> {
             frames,
             torn: torn || !footer,
             bytes,
+            orphans,
         })
     }
 
@@ -680,7 +699,93 @@ mod tests {
             "../../../fuzz/regressions/mcap/crash-22fb1a3907c737c3cde958dbd6f0443e15c4f7e8"
         );
         let err = Recording::parse(Path::new("fuzzed.mcap"), crash).expect_err("malformed");
-        assert!(err.to_string().starts_with("fuzzed.mcap: "), "{err}");
+        assert!(
+            matches!(err, RecordError::NoMetadata { .. })
+                && err.to_string().starts_with("fuzzed.mcap: "),
+            "{err}"
+        );
+    }
+
+    /// Appends one raw record (`opcode, length, body`) to `data`.
+    fn record(data: &mut Vec<u8>, op: u8, len: u64, body: &[u8]) {
+        data.push(op);
+        data.extend_from_slice(&len.to_le_bytes());
+        data.extend_from_slice(body);
+    }
+
+    /// The file's bytes up to (not including) its first message record.
+    fn head_of(path: &Path) -> Vec<u8> {
+        let data = std::fs::read(path).expect("read");
+        let r = RecordingReader::open(path).expect("opens");
+        // The first frame's data starts 22 bytes into its message body, after the 9-byte
+        // record opening.
+        data[..r.frames[0].offset as usize - 22 - 9].to_vec()
+    }
+
+    #[test]
+    fn lengths_past_the_end_and_cut_openings_are_tears_not_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.mcap");
+        write(&path, 2, true);
+        let head = head_of(&path);
+        for tail in [
+            // A message claiming u64::MAX bytes, one claiming one byte past the end, a record
+            // opening cut after 4 bytes.
+            {
+                let mut d = head.clone();
+                record(&mut d, mcap::records::op::MESSAGE, u64::MAX, &[0; 30]);
+                d
+            },
+            {
+                let mut d = head.clone();
+                record(&mut d, mcap::records::op::MESSAGE, 31, &[0; 30]);
+                d
+            },
+            {
+                let mut d = head.clone();
+                d.extend_from_slice(&[mcap::records::op::MESSAGE, 1, 0, 0]);
+                d
+            },
+        ] {
+            let r = RecordingReader::new(&path, std::io::Cursor::new(&tail)).expect("reads");
+            assert!(r.torn);
+            assert!(r.frames.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_message_on_an_undeclared_channel_is_counted_not_taken_for_a_frame() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.mcap");
+        write(&path, 1, true);
+        let mut d = head_of(&path);
+        // channel 77 (never declared), sequence 5, times 0: 22 bytes, then 3 bytes of data.
+        let mut body = vec![77, 0, 5, 0, 0, 0];
+        body.extend_from_slice(&[0; 16]);
+        body.extend_from_slice(b"abc");
+        record(&mut d, mcap::records::op::MESSAGE, body.len() as u64, &body);
+        let r = RecordingReader::new(&path, std::io::Cursor::new(&d)).expect("reads");
+        assert_eq!((r.frames.len(), r.orphans), (0, 1));
+    }
+
+    #[test]
+    fn a_chunked_file_and_a_short_message_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.mcap");
+        write(&path, 1, true);
+        let head = head_of(&path);
+        let mut chunked = head.clone();
+        record(&mut chunked, mcap::records::op::CHUNK, 4, &[0; 4]);
+        let err = RecordingReader::new(&path, std::io::Cursor::new(&chunked)).expect_err("chunk");
+        assert!(err.to_string().contains("unchunked"), "{err}");
+        let mut short = head;
+        record(&mut short, mcap::records::op::MESSAGE, 5, &[0; 5]);
+        let err = RecordingReader::new(&path, std::io::Cursor::new(&short)).expect_err("short");
+        assert!(matches!(err, RecordError::BadRecord { .. }), "{err}");
+        assert!(
+            err.to_string().starts_with(&path.display().to_string()),
+            "{err}"
+        );
     }
 
     #[test]

@@ -86,6 +86,9 @@ impl Config {
 pub fn main() -> eyre::Result<()> {
     let cfg = Config::from_lookup(&vigil_msg::config::env_lookup())?;
     let mut rec = RecordingReader::open(&cfg.recording)?;
+    if rec.orphans > 0 {
+        tracing::warn!(path = %cfg.recording.display(), messages = rec.orphans, "recording has messages on channels it never declared; skipped");
+    }
     if rec.torn {
         tracing::warn!(path = %cfg.recording.display(), frames = rec.frames.len(), "recording is torn; replaying every complete frame");
     }
@@ -114,12 +117,16 @@ fn send(
     seqs: u64,
     index: usize,
     timestamp_ns: u64,
+    unreadable: &mut std::collections::BTreeSet<usize>,
 ) -> eyre::Result<()> {
     let n = rec.frames.len().max(1);
     let f = rec.frames[index % n];
     let jpeg = rec.frame(index % n).map_or_else(
         |e| {
-            tracing::error!("{e}; sent as a bad frame");
+            // Once per frame of the file, however often it is sent (loops, resends).
+            if unreadable.insert(index % n) {
+                tracing::error!(unreadable = unreadable.len(), "{e}; sent as a bad frame");
+            }
             Vec::new()
         },
         |fr| fr.jpeg,
@@ -151,46 +158,76 @@ pub fn run(
     mut node: DoraNode,
     mut events: dora_node_api::EventStream,
 ) -> eyre::Result<()> {
-    let first = rec.frames.first().map_or(0, |f| f.timestamp_ns);
-    let last = rec
-        .frames
-        .iter()
-        .map(|f| f.timestamp_ns)
-        .max()
-        .unwrap_or(first);
-    let n = rec.frames.len() as u64;
-    // A loop lasts the recording plus one frame interval (the mean one; the recorded rate's
-    // for a single frame).
-    let span = last.saturating_sub(first);
-    let interval = if n > 1 {
-        span / (n - 1)
-    } else {
-        (1e9 / rec.info.fps.max(0.1)) as u64
-    };
-    let period = span + interval.max(1);
-    // Each frame's timestamp: as recorded, or where a camera at `fps` puts it (frame time is
-    // the camera's: at 60 fps frames are stamped 16.7 ms apart).
-    let stamps: Vec<u64> = (0..n * cfg.loops)
-        .map(|i| match cfg.fps {
-            Some(fps) => first + (i as f64 * 1e9 / fps).round() as u64,
-            None => rec.frames[(i % n) as usize].timestamp_ns + (i / n) * period,
-        })
-        .collect();
-    // When each frame may leave, from the start: lock-step as soon as the window allows.
-    let offsets: Vec<Option<Duration>> = stamps
-        .iter()
-        .map(|&t| match cfg.mode {
-            Mode::Lockstep => None,
-            Mode::Realtime => Some(Duration::from_nanos(t.saturating_sub(first))),
-        })
-        .collect();
-    let window = match cfg.mode {
-        Mode::Lockstep => cfg.window,
-        Mode::Realtime => usize::MAX,
-    };
-    play(cfg, rec, &stamps, &offsets, window, &mut node, &mut events)?;
-    tracing::info!(frames = stamps.len(), "replay finished");
+    let timeline = Timeline::new(cfg, rec);
+    play(cfg, rec, &timeline, &mut node, &mut events)?;
+    tracing::info!(frames = timeline.total, "replay finished");
     Ok(())
+}
+
+/// When each frame of the replay is stamped and may leave, computed per frame (a soak's
+/// `--loop` plays millions: nothing is kept per frame).
+struct Timeline {
+    /// Frames in the whole replay (the recording times the loops).
+    total: usize,
+    frames: u64,
+    first: u64,
+    /// How long one loop lasts: the recording plus one frame interval.
+    period: u64,
+    fps: Option<f64>,
+    realtime: bool,
+    /// Frames in flight at most.
+    window: usize,
+}
+
+impl Timeline {
+    fn new(cfg: &Config, rec: &Reader) -> Self {
+        let first = rec.frames.first().map_or(0, |f| f.timestamp_ns);
+        let last = rec
+            .frames
+            .iter()
+            .map(|f| f.timestamp_ns)
+            .max()
+            .unwrap_or(first);
+        let n = rec.frames.len() as u64;
+        // A loop lasts the recording plus one frame interval (the mean one; the recorded
+        // rate's for a single frame).
+        let span = last.saturating_sub(first);
+        let interval = if n > 1 {
+            span / (n - 1)
+        } else {
+            (1e9 / rec.info.fps.max(0.1)) as u64
+        };
+        Self {
+            total: usize::try_from(n.saturating_mul(cfg.loops)).unwrap_or(usize::MAX),
+            frames: n,
+            first,
+            period: span.saturating_add(interval.max(1)),
+            fps: cfg.fps,
+            realtime: cfg.mode == Mode::Realtime,
+            window: match cfg.mode {
+                Mode::Lockstep => cfg.window,
+                Mode::Realtime => usize::MAX,
+            },
+        }
+    }
+
+    /// Frame `i`'s timestamp: as recorded, or where a camera at `fps` puts it (frame time is
+    /// the camera's: at 60 fps frames are stamped 16.7 ms apart).
+    fn stamp(&self, rec: &Reader, i: usize) -> u64 {
+        let i = i as u64;
+        match self.fps {
+            Some(fps) => self.first + (i as f64 * 1e9 / fps).round() as u64,
+            None => rec.frames[(i % self.frames) as usize]
+                .timestamp_ns
+                .saturating_add((i / self.frames).saturating_mul(self.period)),
+        }
+    }
+
+    /// When frame `i` may leave, from the start: lock-step as soon as the window allows.
+    fn offset(&self, rec: &Reader, i: usize) -> Option<Duration> {
+        (self.realtime && i < self.total)
+            .then(|| Duration::from_nanos(self.stamp(rec, i).saturating_sub(self.first)))
+    }
 }
 
 /// Sends every frame once its offset has passed and fewer than `window` are unacknowledged;
@@ -199,33 +236,31 @@ pub fn run(
 fn play(
     cfg: &Config,
     rec: &mut Reader,
-    stamps: &[u64],
-    offsets: &[Option<Duration>],
-    window: usize,
+    t: &Timeline,
     node: &mut DoraNode,
     events: &mut dora_node_api::EventStream,
 ) -> eyre::Result<()> {
-    let total = stamps.len();
+    let (total, window) = (t.total, t.window);
     let seqs = seqs_per_loop(rec);
     let start = Instant::now();
     // Frames sent and not yet acknowledged, by index, with when each was last sent.
     let mut in_flight: BTreeMap<usize, Instant> = BTreeMap::new();
     let (mut next, mut resent) = (0usize, 0u64);
+    let mut unreadable = std::collections::BTreeSet::new();
     loop {
         let now = Instant::now();
         while next < total
             && in_flight.len() < window
-            && offsets[next].is_none_or(|o| start + o <= now)
+            && t.offset(rec, next).is_none_or(|o| start + o <= now)
         {
-            send(node, rec, seqs, next, stamps[next])?;
+            let stamp = t.stamp(rec, next);
+            send(node, rec, seqs, next, stamp, &mut unreadable)?;
             in_flight.insert(next, Instant::now());
             next += 1;
         }
         let resend_due = in_flight.values().min().map(|&t| t + cfg.resend_after);
-        let next_due = offsets
-            .get(next)
-            .copied()
-            .flatten()
+        let next_due = t
+            .offset(rec, next)
             .filter(|_| in_flight.len() < window)
             .map(|o| start + o);
         // Nothing in flight and nothing left to send: every frame is acknowledged.
@@ -246,12 +281,13 @@ fn play(
                     resent,
                     "replay: frame not acknowledged in time, sending it again"
                 );
-                send(node, rec, seqs, i, stamps[i])?;
+                let stamp = t.stamp(rec, i);
+                send(node, rec, seqs, i, stamp, &mut unreadable)?;
                 *sent = now;
             }
         }
     }
-    tracing::info!(resent, "replay acknowledged");
+    tracing::info!(resent, unreadable = unreadable.len(), "replay acknowledged");
     Ok(())
 }
 

@@ -193,7 +193,11 @@ impl TrackStage {
         };
         if !self.order.push(id, header, dets) {
             self.duplicates += 1;
-            if resent {
+            // A frame still waiting for an earlier one goes out once, in order, with what
+            // came first; answering its resend before then would put a `missing` line in its
+            // place (a replay resends frames unacknowledged for 3 s, as at a slow start-up).
+            let released = self.last.is_some_and(|l| header.index <= l.index);
+            if resent && released {
                 match self.sent.iter().find(|r| r.header.index == header.index) {
                     Some(again) => emit(again)?,
                     None => emit(&ResultMsg {
@@ -387,6 +391,24 @@ mod tests {
         // Camera frames do not pace a replay.
         assert!(push(&mut stage, "frame", 2, None).is_empty());
         assert!(stage.finish().is_empty());
+    }
+
+    /// Found replaying under load: the replay resent frames 0–3 while the detectors were still
+    /// loading, and frame 3's second copy came while frame 3 waited for frame 2; it went out
+    /// `missing`, in the real result's place.
+    #[test]
+    fn a_resend_of_a_frame_still_waiting_in_order_is_not_answered_before_it() {
+        let t = vigil_config::Tracker::default();
+        let mut stage = TrackStage::new(&Config::new(&t, Order::Strict));
+        assert!(push(&mut stage, "detections_1", 1, Some(dets(1, 12.0))).is_empty());
+        assert!(
+            push(&mut stage, "detections_0", 1, Some(dets(1, 12.0))).is_empty(),
+            "frame 1 waits for frame 0: its resend is not news"
+        );
+        let out = push(&mut stage, "detections_0", 0, Some(dets(0, 10.0)));
+        assert_eq!(indices(&out), [0, 1]);
+        assert!(out.iter().all(|r| r.status == FrameStatus::Inferred));
+        assert_eq!(out[1].detections.len(), 1);
     }
 
     #[test]

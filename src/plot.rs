@@ -759,19 +759,9 @@ fn fmt_secs(secs: f64, step: f64, total: f64) -> String {
     }
 }
 
+/// Text for the page (HTML and its inline SVG): escaped as XML.
 fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::regress::xml_escape(s)
 }
 
 fn seqs(a: u64, b: u64) -> String {

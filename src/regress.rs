@@ -393,7 +393,9 @@ fn print_result(r: &Result_) {
     }
 }
 
-fn xml_escape(s: &str) -> String {
+/// Text for XML (and HTML): the five special characters escaped, the characters XML 1.0
+/// forbids replaced by a space.
+pub(crate) fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {

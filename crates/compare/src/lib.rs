@@ -619,44 +619,28 @@ pub fn compare(
                 .of(d.class)
                 .filter(|t| window > 0.0 && (d.score - t).abs() <= window)
         };
-        for d in e
-            .detections
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !paired_e[*i])
-            .map(|(_, d)| d)
-        {
-            if let Some(threshold) = flip(d) {
-                r.flips += 1;
-                mark_followers(&mut after_flip[0], &e.tracks, d);
-                diff.changes.push(Change::Flip {
-                    only_in_expected: true,
-                    detection: d.clone(),
-                    threshold,
-                });
-            } else {
-                r.missing += 1;
-                diff.changes.push(Change::Missing(d.clone()));
-            }
-        }
-        for d in a
-            .detections
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| !paired_a[*j])
-            .map(|(_, d)| d)
-        {
-            if let Some(threshold) = flip(d) {
-                r.flips += 1;
-                mark_followers(&mut after_flip[1], &a.tracks, d);
-                diff.changes.push(Change::Flip {
-                    only_in_expected: false,
-                    detection: d.clone(),
-                    threshold,
-                });
-            } else {
-                r.extra += 1;
-                diff.changes.push(Change::Extra(d.clone()));
+        let sides = [
+            (&e.detections, &paired_e, &e.tracks),
+            (&a.detections, &paired_a, &a.tracks),
+        ];
+        for (side, (dets, paired, tracks)) in sides.into_iter().enumerate() {
+            let in_expected = side == 0;
+            for (d, _) in dets.iter().zip(paired.iter()).filter(|(_, p)| !**p) {
+                if let Some(threshold) = flip(d) {
+                    r.flips += 1;
+                    mark_followers(&mut after_flip[side], tracks, d);
+                    diff.changes.push(Change::Flip {
+                        only_in_expected: in_expected,
+                        detection: d.clone(),
+                        threshold,
+                    });
+                } else if in_expected {
+                    r.missing += 1;
+                    diff.changes.push(Change::Missing(d.clone()));
+                } else {
+                    r.extra += 1;
+                    diff.changes.push(Change::Extra(d.clone()));
+                }
             }
         }
         let tkey = |t: &Track| (t.class, t.bbox);

@@ -8,25 +8,8 @@ use vigil_vision::{JpegCodec, RgbImage};
 
 /// Imports every `.jpg`/`.jpeg`/`.png` in `dir`, in file-name order. JPEGs go in byte for byte;
 /// PNGs are encoded as JPEG. Frame `i` gets sequence number `i` and timestamp `i / fps`.
-/// The recording is written beside `output` and moved there only when complete: a bad image
-/// leaves no partial recording behind.
+/// (`vigil import` writes it through `write_new`: a bad image leaves no partial recording.)
 pub fn import_dir(dir: &Path, output: &Path, fps: f64) -> eyre::Result<u64> {
-    let mut partial = output.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    let result = write_recording(dir, &partial, fps).and_then(|n| {
-        std::fs::rename(&partial, output)
-            .wrap_err_with(|| format!("moving the recording to {}", output.display()))?;
-        Ok(n)
-    });
-    if result.is_err() {
-        // Nothing was written, or what was is incomplete.
-        let _ = std::fs::remove_file(&partial);
-    }
-    result
-}
-
-fn write_recording(dir: &Path, output: &Path, fps: f64) -> eyre::Result<u64> {
     if !(fps.is_finite() && fps > 0.0) {
         bail!("--fps {fps}: must be a positive number");
     }

@@ -147,6 +147,9 @@ enum Command {
         /// Infer processes per replay [default: as `vigil replay` chooses].
         #[arg(long)]
         infer_workers: Option<usize>,
+        /// Differing frames each failure shows (beyond the tolerance first).
+        #[arg(long, default_value_t = 5)]
+        frames: usize,
     },
     /// Compares two outputs frame by frame, as `vigil test` does; non-zero when they differ
     /// beyond the tolerance.
@@ -259,17 +262,29 @@ enum NodeName {
     Sink,
 }
 
-fn main() -> eyre::Result<()> {
-    match run() {
-        Err(e) => {
-            if let Some(c) = e.downcast_ref::<cancel::Cancelled>() {
-                eprintln!("vigil: {c}");
-                std::process::exit(128 + c.0);
-            }
-            Err(e)
+fn main() {
+    if let Err(e) = run() {
+        if let Some(c) = e.downcast_ref::<cancel::Cancelled>() {
+            eprintln!("vigil: {c}");
+            std::process::exit(128 + c.0);
         }
-        ok => ok,
+        eprintln!("Error: {}", describe(&e));
+        std::process::exit(1);
     }
+}
+
+/// An error for people: the message, then each cause it does not already say (a wrapped
+/// I/O error is often in its wrapper's message too), on one line.
+fn describe(e: &eyre::Report) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
 }
 
 fn run() -> eyre::Result<()> {
@@ -310,7 +325,7 @@ fn command() -> eyre::Result<()> {
             NodeName::Sink => vigil_sink::main(),
         },
         Command::Import { dir, output, fps } => {
-            let n = import::import_dir(&dir, &output, fps)?;
+            let n = write_new(&output, &[&dir], |tmp| import::import_dir(&dir, tmp, fps))?;
             println!("{}: {n} frames", output.display());
             Ok(())
         }
@@ -478,6 +493,7 @@ fn command() -> eyre::Result<()> {
             shard,
             out_dir,
             infer_workers,
+            frames,
         } => {
             if infer_workers == Some(0) {
                 eyre::bail!("--infer-workers 0: at least one");
@@ -492,6 +508,7 @@ fn command() -> eyre::Result<()> {
                 junit,
                 out_dir,
                 infer_workers,
+                frames,
             };
             match regress::run(&manifest, &opts) {
                 Ok(true) => Ok(()),
@@ -530,7 +547,7 @@ fn could_not_run(e: eyre::Report) -> eyre::Result<()> {
     if e.downcast_ref::<cancel::Cancelled>().is_some() {
         return Err(e);
     }
-    eprintln!("Error: {e:?}");
+    eprintln!("Error: {}", describe(&e));
     std::process::exit(2);
 }
 
@@ -594,7 +611,7 @@ fn info(path: &Path) -> eyre::Result<()> {
 /// Writes `out` through `<out>.partial`, moved into place only once `write` succeeded (a
 /// failure or an interruption leaves no half-written file under the name), and refuses an
 /// `out` that is one of the inputs (it would be emptied before it is read).
-fn write_new<T>(
+pub(crate) fn write_new<T>(
     out: &Path,
     inputs: &[&Path],
     write: impl FnOnce(&Path) -> eyre::Result<T>,
@@ -612,6 +629,17 @@ fn write_new<T>(
     let name = out
         .file_name()
         .ok_or_else(|| eyre::eyre!("{}: not a file name", out.display()))?;
+    let folder = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !folder.is_dir() {
+        eyre::bail!(
+            "{}: the folder {} does not exist",
+            out.display(),
+            folder.display()
+        );
+    }
     let mut partial = name.to_owned();
     partial.push(".partial");
     let tmp = out.with_file_name(partial);

@@ -14,9 +14,6 @@ use vigil_config::Override;
 
 use crate::dataflow;
 
-/// Differing frames each failure shows.
-const SHOWN_FRAMES: usize = 5;
-
 /// `vigil-tests.yml`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +46,8 @@ pub struct Case {
     pub name: String,
     pub recording: PathBuf,
     pub config: PathBuf,
+    /// `config:` was given (else the manifest's folder's vigil.yml).
+    pub config_given: bool,
     pub expected: PathBuf,
     pub profile: Profile,
     pub set: Vec<Override>,
@@ -126,6 +125,7 @@ fn parse_manifest(path: &Path, text: &str) -> eyre::Result<Vec<Case>> {
             .wrap_err_with(|| format!("{}: tests[{i}].set", path.display()))?;
         cases.push(Case {
             recording: dir.join(&c.recording),
+            config_given: c.config.is_some(),
             config: dir.join(c.config.unwrap_or_else(|| dataflow::DEFAULT_CONFIG.into())),
             expected: dir.join(
                 c.expected
@@ -184,6 +184,8 @@ pub struct TestOptions {
     /// Where the replays' outputs go.
     pub out_dir: PathBuf,
     pub infer_workers: Option<usize>,
+    /// Differing frames each failure shows.
+    pub frames: usize,
 }
 
 /// How one recording fared.
@@ -259,7 +261,7 @@ pub fn run(manifest: &Path, opts: &TestOptions) -> eyre::Result<bool> {
             outcome,
             case,
         };
-        print_result(&r);
+        print_result(&r, opts.frames);
         results.push(r);
     }
     let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
@@ -281,7 +283,7 @@ pub fn run(manifest: &Path, opts: &TestOptions) -> eyre::Result<bool> {
         println!("{passed} passed, {failed} failed, {errors} errors{skipped}");
     }
     if let Some(path) = &opts.junit {
-        std::fs::write(path, junit(manifest, &results))
+        std::fs::write(path, junit(manifest, &results, opts.frames))
             .wrap_err_with(|| format!("writing {}", path.display()))?;
         println!("JUnit XML: {}", path.display());
     }
@@ -299,6 +301,17 @@ fn run_case(
 ) -> eyre::Result<Outcome> {
     let mut set = case.set.clone();
     set.extend(opts.set.iter().cloned());
+    if !case.config.is_file() {
+        bail!(
+            "{}: no such vigil.yml{}",
+            case.config.display(),
+            if case.config_given {
+                ""
+            } else {
+                " (no `config:` given: the one beside the manifest)"
+            }
+        );
+    }
     let run = dataflow::load_config(None, Some(&case.config), set)?;
     let replay = dataflow::ReplayOptions {
         infer_workers: opts
@@ -358,7 +371,7 @@ pub fn thresholds(c: &vigil_config::Config) -> Thresholds {
     }
 }
 
-fn print_result(r: &Result_) {
+fn print_result(r: &Result_, frames: usize) {
     let name = &r.case.name;
     match &r.outcome {
         Outcome::Passed(rep) => println!(
@@ -379,7 +392,7 @@ fn print_result(r: &Result_) {
                 r.case.expected.display(),
                 r.output.display()
             );
-            for l in rep.describe_diffs(SHOWN_FRAMES).lines() {
+            for l in rep.describe_diffs(frames).lines() {
                 println!("  {l}");
             }
         }
@@ -418,7 +431,7 @@ pub(crate) fn xml_escape(s: &str) -> String {
 
 /// JUnit XML as CI systems read it: one test suite (the manifest), one test case per
 /// recording; a failure carries the summary and the first differing frames.
-fn junit(manifest: &Path, results: &[Result_]) -> String {
+fn junit(manifest: &Path, results: &[Result_], frames: usize) -> String {
     let suite = manifest
         .file_stem()
         .and_then(|s| s.to_str())
@@ -481,7 +494,7 @@ fn junit(manifest: &Path, results: &[Result_]) -> String {
                     xml_escape(&format!(
                         "{}\n{}",
                         rep.summary(),
-                        rep.describe_diffs(SHOWN_FRAMES)
+                        rep.describe_diffs(frames)
                     )),
                     xml_escape(&out)
                 );
@@ -595,6 +608,7 @@ mod tests {
             name: "a<b>".into(),
             recording: "r.mcap".into(),
             config: "vigil.yml".into(),
+            config_given: true,
             expected: "e.jsonl".into(),
             profile: Profile::Exact,
             set: Vec::new(),
@@ -615,7 +629,7 @@ mod tests {
                 outcome: Outcome::Failed(Report::default()),
             },
         ];
-        let x = junit(Path::new("vigil-tests.yml"), &results);
+        let x = junit(Path::new("vigil-tests.yml"), &results, 5);
         assert!(x.contains("tests=\"2\" failures=\"1\" errors=\"1\""), "{x}");
         assert!(x.contains("name=\"a&lt;b&gt;\""), "{x}");
         assert!(

@@ -351,18 +351,22 @@ impl Report {
         s
     }
 
-    /// The first `max` differing frames, in words.
+    /// The first `max` differing frames, in words: those with a difference beyond the
+    /// tolerance first, then those with near-threshold flips only.
     #[must_use]
     pub fn describe_diffs(&self, max: usize) -> String {
+        let (beyond, flips_only): (Vec<&FrameDiff>, Vec<&FrameDiff>) =
+            self.diffs.iter().partition(|d| !d.flips_only());
         let mut out = String::new();
-        for d in self.diffs.iter().take(max) {
+        for d in beyond.iter().chain(&flips_only).take(max) {
             let _ = writeln!(out, "{}", d.describe());
         }
         if self.diffs.len() > max {
             let _ = writeln!(
                 out,
-                "… and {} more differing frames",
-                self.diffs.len() - max
+                "… and {} more differing frames ({} beyond the tolerance in all)",
+                self.diffs.len() - max,
+                beyond.len()
             );
         }
         out
@@ -380,6 +384,17 @@ fn name(d: &Detection) -> String {
 }
 
 impl FrameDiff {
+    /// Nothing here but near-threshold flips (allowed by every profile that has them).
+    #[must_use]
+    pub fn flips_only(&self) -> bool {
+        self.status.is_none()
+            && self.lines.is_none()
+            && self
+                .changes
+                .iter()
+                .all(|c| matches!(c, Change::Flip { .. }))
+    }
+
     /// This frame's differences, one per line, for people.
     #[must_use]
     pub fn describe(&self) -> String {

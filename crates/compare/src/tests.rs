@@ -106,6 +106,19 @@ fn missing_extra_and_near_threshold_flips_are_told_apart() {
         text.contains("≈ flip     c1 0.2700 (threshold 0.25) only in the expected"),
         "{text}"
     );
+    // Listed first: the frame beyond the tolerance, before a frame with a flip only.
+    let two = compare(
+        &out(&[
+            line(0, "inferred", &[det(1, 0.27, B)], &[]),
+            line(1, "inferred", &[det(0, 0.9, A)], &[]),
+        ]),
+        &out(&[line(0, "inferred", &[], &[]), line(1, "inferred", &[], &[])]),
+        Profile::CrossBackend,
+        &th(0.25),
+    );
+    let text = two.describe_diffs(1);
+    assert!(text.starts_with("frame 1:"), "{text}");
+    assert!(text.contains("1 beyond the tolerance in all"), "{text}");
     // Flips alone pass the cross-backend profile.
     let a = out(&[line(0, "inferred", &[det(0, 0.9, A)], &[])]);
     let r = compare(&e, &a, Profile::CrossBackend, &th(0.25));

@@ -1,7 +1,6 @@
 //! SIGINT, SIGTERM and SIGHUP (a person's Ctrl-C, a CI system cancelling a job, a closed
-//! terminal) stop `vigil replay`
-//! and `vigil test` cleanly: the dataflow they started is stopped, every process of it, and
-//! the command exits non-zero saying so.
+//! terminal) stop `vigil replay`, `vigil test` and `vigil bench` cleanly: the dataflow they
+//! started is stopped, every process of it, and the command exits non-zero saying so.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -56,10 +56,6 @@ fn colour(class: u32, alpha: f64) -> Color {
     Color { r, g, b, a: alpha }
 }
 
-fn stamp(ns: u64) -> Timestamp {
-    Timestamp::new((ns / 1_000_000_000) as u32, (ns % 1_000_000_000) as u32)
-}
-
 fn rect(b: &[f64; 4]) -> Vec<Point2> {
     vec![
         Point2 { x: b[0], y: b[1] },
@@ -94,7 +90,7 @@ pub fn annotations(
     timestamp_ns: u64,
     labels: &std::collections::BTreeMap<u32, String>,
 ) -> ImageAnnotations {
-    let ts = stamp(timestamp_ns);
+    let ts = vigil_record::timestamp(timestamp_ns);
     let label = |class: u32| {
         labels
             .get(&class)
@@ -153,8 +149,15 @@ pub struct Annotated {
     pub boxes: u64,
 }
 
-/// Writes `recording` with `output`'s boxes into `out`, a frame at a time.
+/// Writes `recording` with `output`'s boxes into `out` (through `crate::write_new`: never
+/// over an input, never half-written), a frame at a time.
 pub fn annotate(recording: &Path, output: &Path, out: &Path) -> eyre::Result<Annotated> {
+    crate::write_new(out, &[recording, output], |tmp| {
+        write(recording, output, tmp)
+    })
+}
+
+fn write(recording: &Path, output: &Path, out: &Path) -> eyre::Result<Annotated> {
     let mut rec = RecordingReader::open(recording)?;
     let lines = Output::read(output)?;
     // Labels by class, from the detections that carry them (tracks carry the class only).

@@ -115,7 +115,7 @@ enum Command {
         #[arg(long)]
         live: bool,
         /// Infer processes [default: as `vigil replay` chooses].
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         infer_workers: Option<usize>,
     },
     /// Snapshot tests of recorded sessions: replays each recording of the manifest lock-step
@@ -145,7 +145,7 @@ enum Command {
         #[arg(long, default_value = "target/vigil-test")]
         out_dir: PathBuf,
         /// Infer processes per replay [default: as `vigil replay` chooses].
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         infer_workers: Option<usize>,
         /// Differing frames each failure shows (beyond the tolerance first).
         #[arg(long, default_value_t = 5)]
@@ -232,7 +232,7 @@ struct ReplayArgs {
     set: Vec<String>,
     /// Infer processes sharing the frames (each one ONNX Runtime thread) [default: one
     /// per core, at most 4, for the CPU provider; 1 for an accelerator].
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     infer_workers: Option<usize>,
     /// Warm infer processes held in reserve: when an active one dies (or, realtime, holds a
     /// frame past `infer.takeover_ms`) the next frame goes to one at once; 0: off
@@ -352,9 +352,7 @@ fn command() -> eyre::Result<()> {
             output,
             out,
         } => {
-            let n = write_new(&out, &[&recording, &output], |tmp| {
-                annotate::annotate(&recording, &output, tmp)
-            })?;
+            let n = annotate::annotate(&recording, &output, &out)?;
             println!(
                 "{}: {} frames ({} with an output line), {} boxes",
                 out.display(),
@@ -427,9 +425,6 @@ fn command() -> eyre::Result<()> {
             {
                 eyre::bail!("--fps {f}: a camera rate from 0.1 to 1000");
             }
-            if infer_workers == Some(0) {
-                eyre::bail!("--infer-workers 0: at least one");
-            }
             let opts = dataflow::ReplayOptions {
                 realtime,
                 fps,
@@ -449,9 +444,7 @@ fn command() -> eyre::Result<()> {
             let stats = dataflow::replay(&recording, &output, &run, &opts)?;
             eprintln!("{}: {}", output.display(), stats.describe());
             if let Some(out) = annotate {
-                let n = write_new(&out, &[&recording, &output], |tmp| {
-                    annotate::annotate(&recording, &output, tmp)
-                })?;
+                let n = annotate::annotate(&recording, &output, &out)?;
                 eprintln!("{}: {} frames, {} boxes", out.display(), n.frames, n.boxes);
             }
             if let Some(path) = summary {
@@ -468,9 +461,6 @@ fn command() -> eyre::Result<()> {
             infer_workers,
         } => {
             let run = dataflow::load_config(model.as_deref(), config.as_deref(), Vec::new())?;
-            if infer_workers == Some(0) {
-                eyre::bail!("--infer-workers 0: at least one");
-            }
             if live {
                 let workers = infer_workers
                     .unwrap_or_else(|| dataflow::default_workers(&run.resolved.config));
@@ -495,9 +485,6 @@ fn command() -> eyre::Result<()> {
             infer_workers,
             frames,
         } => {
-            if infer_workers == Some(0) {
-                eyre::bail!("--infer-workers 0: at least one");
-            }
             let set = overrides(&set)?;
             dataflow::check_replay_overrides(&set)?;
             let opts = regress::TestOptions {
@@ -510,11 +497,7 @@ fn command() -> eyre::Result<()> {
                 infer_workers,
                 frames,
             };
-            match regress::run(&manifest, &opts) {
-                Ok(true) => Ok(()),
-                Ok(false) => std::process::exit(1),
-                Err(e) => could_not_run(e),
-            }
+            verdict(regress::run(&manifest, &opts))
         }
         Command::Diff {
             expected,
@@ -531,11 +514,13 @@ fn command() -> eyre::Result<()> {
                     ..vigil_compare::Thresholds::default()
                 },
             };
-            match regress::diff(&expected, &actual, tolerance, &thresholds, frames) {
-                Ok(true) => Ok(()),
-                Ok(false) => std::process::exit(1),
-                Err(e) => could_not_run(e),
-            }
+            verdict(regress::diff(
+                &expected,
+                &actual,
+                tolerance,
+                &thresholds,
+                frames,
+            ))
         }
     }
 }
@@ -549,6 +534,23 @@ fn could_not_run(e: eyre::Report) -> eyre::Result<()> {
     }
     eprintln!("Error: {}", describe(&e));
     std::process::exit(2);
+}
+
+/// `--infer-workers`: a count of processes, at least one.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("at least one".to_owned()),
+    }
+}
+
+/// `vigil test` / `vigil diff`'s verdict as an exit status (see [`could_not_run`]).
+fn verdict(passed: eyre::Result<bool>) -> eyre::Result<()> {
+    match passed {
+        Ok(true) => Ok(()),
+        Ok(false) => std::process::exit(1),
+        Err(e) => could_not_run(e),
+    }
 }
 
 /// `--set` values, in vigil.yml's terms.

@@ -204,7 +204,7 @@ enum Outcome {
 }
 
 #[derive(Debug)]
-struct Result_ {
+struct CaseResult {
     case: Case,
     profile: Profile,
     output: PathBuf,
@@ -235,26 +235,17 @@ pub fn run(manifest: &Path, opts: &TestOptions) -> eyre::Result<bool> {
     let mut results = Vec::new();
     for case in cases {
         let profile = opts.tolerance.unwrap_or(case.profile);
-        if crate::cancel::requested().is_some() {
-            results.push(Result_ {
-                output: opts.out_dir.join(format!("{}.jsonl", case.name)),
-                profile,
-                seconds: 0.0,
-                outcome: Outcome::Skipped,
-                case,
-            });
-            continue;
-        }
         let output = opts.out_dir.join(format!("{}.jsonl", case.name));
         let start = Instant::now();
-        let outcome = run_case(&case, profile, &output, opts).unwrap_or_else(|e| {
-            if crate::cancel::requested().is_some() {
-                Outcome::Error(format!("cancelled: {e:#}"))
-            } else {
-                Outcome::Error(format!("{e:#}"))
-            }
-        });
-        let r = Result_ {
+        let outcome = if crate::cancel::requested().is_some() {
+            Outcome::Skipped
+        } else {
+            run_case(&case, profile, &output, opts).unwrap_or_else(|e| {
+                let cancelled = crate::cancel::requested().map_or("", |_| "cancelled: ");
+                Outcome::Error(format!("{cancelled}{e:#}"))
+            })
+        };
+        let r = CaseResult {
             profile,
             output,
             seconds: start.elapsed().as_secs_f64(),
@@ -264,23 +255,19 @@ pub fn run(manifest: &Path, opts: &TestOptions) -> eyre::Result<bool> {
         print_result(&r, opts.frames);
         results.push(r);
     }
-    let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
-    let (passed, failed, errors, accepted, skipped) = (
-        count(|o| matches!(o, Outcome::Passed(_))),
-        count(|o| matches!(o, Outcome::Failed(_))),
-        count(|o| matches!(o, Outcome::Error(_))),
-        count(|o| matches!(o, Outcome::Accepted { .. })),
-        count(|o| matches!(o, Outcome::Skipped)),
-    );
-    let skipped = if skipped > 0 {
-        format!(", {skipped} not run (cancelled)")
+    let t = Tally::of(&results);
+    let skipped = if t.skipped > 0 {
+        format!(", {} not run (cancelled)", t.skipped)
     } else {
         String::new()
     };
     if opts.accept {
-        println!("{accepted} accepted, {errors} errors{skipped}");
+        println!("{} accepted, {} errors{skipped}", t.accepted, t.errors);
     } else {
-        println!("{passed} passed, {failed} failed, {errors} errors{skipped}");
+        println!(
+            "{} passed, {} failed, {} errors{skipped}",
+            t.passed, t.failed, t.errors
+        );
     }
     if let Some(path) = &opts.junit {
         std::fs::write(path, junit(manifest, &results, opts.frames))
@@ -290,7 +277,33 @@ pub fn run(manifest: &Path, opts: &TestOptions) -> eyre::Result<bool> {
     if let Some(sig) = crate::cancel::requested() {
         return Err(crate::cancel::Cancelled(sig).into());
     }
-    Ok(failed == 0 && errors == 0)
+    Ok(t.failed == 0 && t.errors == 0)
+}
+
+/// Recordings by outcome.
+#[derive(Debug, Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    errors: usize,
+    accepted: usize,
+    skipped: usize,
+}
+
+impl Tally {
+    fn of(results: &[CaseResult]) -> Self {
+        let mut t = Self::default();
+        for r in results {
+            *match r.outcome {
+                Outcome::Passed(_) => &mut t.passed,
+                Outcome::Failed(_) => &mut t.failed,
+                Outcome::Error(_) => &mut t.errors,
+                Outcome::Accepted { .. } => &mut t.accepted,
+                Outcome::Skipped => &mut t.skipped,
+            } += 1;
+        }
+        t
+    }
 }
 
 fn run_case(
@@ -371,7 +384,7 @@ pub fn thresholds(c: &vigil_config::Config) -> Thresholds {
     }
 }
 
-fn print_result(r: &Result_, frames: usize) {
+fn print_result(r: &CaseResult, frames: usize) {
     let name = &r.case.name;
     match &r.outcome {
         Outcome::Passed(rep) => println!(
@@ -431,23 +444,17 @@ pub(crate) fn xml_escape(s: &str) -> String {
 
 /// JUnit XML as CI systems read it: one test suite (the manifest), one test case per
 /// recording; a failure carries the summary and the first differing frames.
-fn junit(manifest: &Path, results: &[Result_], frames: usize) -> String {
+fn junit(manifest: &Path, results: &[CaseResult], frames: usize) -> String {
     let suite = manifest
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("vigil-tests");
-    let failures = results
-        .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
-        .count();
-    let errors = results
-        .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Error(_)))
-        .count();
-    let skipped = results
-        .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Skipped))
-        .count();
+    let Tally {
+        failed: failures,
+        errors,
+        skipped,
+        ..
+    } = Tally::of(results);
     let time: f64 = results.iter().map(|r| r.seconds).sum();
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -614,14 +621,14 @@ mod tests {
             set: Vec::new(),
         };
         let results = vec![
-            Result_ {
+            CaseResult {
                 case: case.clone(),
                 profile: Profile::Exact,
                 output: "o.jsonl".into(),
                 seconds: 1.5,
                 outcome: Outcome::Error("dataflow failed: \"x\" & y".into()),
             },
-            Result_ {
+            CaseResult {
                 case,
                 profile: Profile::Exact,
                 output: "o.jsonl".into(),

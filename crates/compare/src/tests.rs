@@ -1,3 +1,5 @@
+// Compiled only for tests (`#[cfg(test)] mod tests;` in lib.rs): `expect` is how a test
+// fails, naming what it expected.
 use super::*;
 use proptest::prelude::*;
 

@@ -10,7 +10,6 @@
 //!   recorder that is killed leaves a file whose frames up to the tear all read back. The
 //!   reader reports such a file as torn instead of failing.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
@@ -66,6 +65,20 @@ pub enum RecordError {
         offset: usize,
         detail: String,
     },
+}
+
+/// A frame time in ns as a protobuf timestamp (what the frames and their annotations carry).
+#[must_use]
+pub fn timestamp(ns: u64) -> Timestamp {
+    Timestamp::new((ns / 1_000_000_000) as u32, (ns % 1_000_000_000) as u32)
+}
+
+/// Time from the first frame to the last, in nanoseconds.
+fn span(first: Option<u64>, last: Option<u64>) -> u64 {
+    match (first, last) {
+        (Some(a), Some(b)) => b.saturating_sub(a),
+        _ => 0,
+    }
 }
 
 /// What a recording says about itself.
@@ -170,44 +183,21 @@ impl RecordingWriter {
             metadata: info.to_metadata(),
         })
         .map_err(mcap_err)?;
-        let schema = CompressedImage::get_schema().map_or_else(
-            || {
-                (
-                    String::from("foxglove.CompressedImage"),
-                    String::new(),
-                    Cow::Borrowed(&[][..]),
-                )
-            },
-            |s| (s.name, s.encoding, s.data),
-        );
-        let schema_id = mcap
-            .add_schema(&schema.0, &schema.1, &schema.2)
-            .map_err(mcap_err)?;
-        let encoding = CompressedImage::get_message_encoding();
-        let channel = mcap
-            .add_channel(schema_id, TOPIC, &encoding, &BTreeMap::new())
-            .map_err(mcap_err)?;
-        mcap.flush().map_err(mcap_err)?;
-        Ok(Self {
+        let mut w = Self {
             path: path.to_owned(),
             mcap,
-            channel,
+            channel: 0,
             frames: 0,
-        })
+        };
+        w.channel = w.add_foxglove_channel::<CompressedImage>(TOPIC)?;
+        w.mcap.flush().map_err(mcap_err)?;
+        Ok(w)
     }
 
     /// Appends one frame; it is on disk once this returns.
     pub fn write_frame(&mut self, frame: &RecordedFrame) -> Result<(), RecordError> {
-        let mcap_err = |source| RecordError::Mcap {
-            path: self.path.clone(),
-            source,
-        };
-        let ts = frame.timestamp_ns;
         let image = CompressedImage {
-            timestamp: Some(Timestamp::new(
-                (ts / 1_000_000_000) as u32,
-                (ts % 1_000_000_000) as u32,
-            )),
+            timestamp: Some(timestamp(frame.timestamp_ns)),
             frame_id: "camera".to_owned(),
             data: frame.jpeg.clone().into(),
             format: "jpeg".to_owned(),
@@ -218,16 +208,11 @@ impl RecordingWriter {
             index: self.frames as usize,
             detail: e.to_string(),
         })?;
-        let header = MessageHeader {
-            channel_id: self.channel,
-            sequence: frame.seq,
-            log_time: ts,
-            publish_time: ts,
-        };
-        self.mcap
-            .write_to_known_channel(&header, &buf)
-            .map_err(mcap_err)?;
-        self.mcap.flush().map_err(mcap_err)?;
+        self.write_message(self.channel, frame.seq, frame.timestamp_ns, &buf)?;
+        self.mcap.flush().map_err(|source| RecordError::Mcap {
+            path: self.path.clone(),
+            source,
+        })?;
         self.frames += 1;
         Ok(())
     }
@@ -562,10 +547,10 @@ impl<R: Read + Seek> RecordingReader<R> {
     /// Time from the first frame to the last, in nanoseconds.
     #[must_use]
     pub fn duration_ns(&self) -> u64 {
-        match (self.frames.first(), self.frames.last()) {
-            (Some(a), Some(b)) => b.timestamp_ns.saturating_sub(a.timestamp_ns),
-            _ => 0,
-        }
+        span(
+            self.frames.first().map(|f| f.timestamp_ns),
+            self.frames.last().map(|f| f.timestamp_ns),
+        )
     }
 }
 
@@ -604,10 +589,10 @@ impl Recording {
     /// Time from the first frame to the last, in nanoseconds.
     #[must_use]
     pub fn duration_ns(&self) -> u64 {
-        match (self.frames.first(), self.frames.last()) {
-            (Some(a), Some(b)) => b.timestamp_ns.saturating_sub(a.timestamp_ns),
-            _ => 0,
-        }
+        span(
+            self.frames.first().map(|f| f.timestamp_ns),
+            self.frames.last().map(|f| f.timestamp_ns),
+        )
     }
 }
 

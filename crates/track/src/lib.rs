@@ -3,6 +3,7 @@
 //! from any number of inference processes back into frame order; and the live ordering that
 //! never lets a dead detector block the output.
 
+pub mod assign;
 mod live;
 mod merge;
 mod tracker;

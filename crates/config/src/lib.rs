@@ -223,12 +223,44 @@ pub struct ClassOverrides {
     pub top_k: Option<usize>,
 }
 
+/// Which tracker the track node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackerKind {
+    /// nvtracker's IOU tracker: greedy `IoU` matching, probation, shadow tracking.
+    #[default]
+    Iou,
+    /// ByteTrack: a Kalman filter per track, high- then low-scored detections.
+    ByteTrack,
+}
+
+/// The tracker. `kind` picks it; `class_match`, `max_targets`, `min_confidence`,
+/// `max_coast` and `coast_after_ms` apply to both, the flat keys from `iou_threshold` to
+/// `new_target_overlap` to `iou` (each named after the `config_tracker_IOU.yml` key it imports
+/// from), `bytetrack` to `bytetrack`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Tracker {
+    pub kind: TrackerKind,
+    /// Only a detection of a track's class continues it (`checkClassMatch`).
+    pub class_match: bool,
+    /// At most this many tracks, unshown ones included (`maxTargetsPerStream`).
+    pub max_targets: usize,
+    /// Detections scored below this are not tracked (`minDetectorConfidence`).
+    pub min_confidence: Unit,
+    /// iou: a detection continues a track at this `IoU` or more (`minMatchingScore4Iou`).
     pub iou_threshold: Unit,
-    /// Frames a track survives without a matching detection.
+    /// iou: inferred frames a missed track is kept, not shown (`maxShadowTrackingAge`).
     pub max_age: u32,
+    /// iou: inferred frames a new track is held back before it is shown (`probationAge`).
+    pub probation_age: u32,
+    /// iou: a track still on probation missed this many inferred frames in a row ends
+    /// (`earlyTerminationAge`; 0: never early).
+    pub early_termination_age: u32,
+    /// iou: a detection overlapping a track by more `IoU` than this starts no new one
+    /// (`minIouDiff4NewTarget`; 1: never refused).
+    pub new_target_overlap: Unit,
+    pub bytetrack: ByteTrack,
     /// Frames a track is predicted for while the detector is down.
     pub max_coast: u32,
     /// Live: a frame whose detections have not come once a frame this much newer (frame time)
@@ -239,10 +271,48 @@ pub struct Tracker {
 impl Default for Tracker {
     fn default() -> Self {
         Self {
+            kind: TrackerKind::Iou,
+            class_match: true,
+            max_targets: 150,
+            min_confidence: Unit::new_const(0.0),
             iou_threshold: Unit::new_const(0.3),
             max_age: 30,
+            probation_age: 0,
+            early_termination_age: 1,
+            new_target_overlap: Unit::new_const(1.0),
+            bytetrack: ByteTrack::default(),
             max_coast: 90,
             coast_after_ms: 250,
+        }
+    }
+}
+
+/// ByteTrack's settings (its paper's names in brackets).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ByteTrack {
+    /// Detections at least this sure are associated first (`track_thresh`).
+    pub high_threshold: Unit,
+    /// Detections from this up to `high_threshold` are associated second, with the tracks
+    /// left; below it, ignored.
+    pub low_threshold: Unit,
+    /// A detection left over at least this sure starts a track.
+    pub new_track_threshold: Unit,
+    /// First association: a pair costing more than this (1 − `IoU` × score) is not made
+    /// (`match_thresh`).
+    pub match_threshold: Unit,
+    /// Inferred frames a lost track is kept to be found again (`track_buffer`).
+    pub track_buffer: u32,
+}
+
+impl Default for ByteTrack {
+    fn default() -> Self {
+        Self {
+            high_threshold: Unit::new_const(0.5),
+            low_threshold: Unit::new_const(0.1),
+            new_track_threshold: Unit::new_const(0.6),
+            match_threshold: Unit::new_const(0.8),
+            track_buffer: 30,
         }
     }
 }
@@ -663,6 +733,23 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "infer.faults",
                 reason: "illegal@ breaks the infer process's CUDA context: it needs model.provider cuda or tensorrt".to_owned(),
+            });
+        }
+        let b = &self.tracker.bytetrack;
+        if b.low_threshold.get() > b.high_threshold.get() {
+            return Err(ConfigError::Invalid {
+                key: "tracker.bytetrack.low_threshold",
+                reason: format!(
+                    "{} is above tracker.bytetrack.high_threshold {}",
+                    b.low_threshold.get(),
+                    b.high_threshold.get()
+                ),
+            });
+        }
+        if self.tracker.max_targets == 0 {
+            return Err(ConfigError::Invalid {
+                key: "tracker.max_targets",
+                reason: "0 would track nothing".to_owned(),
             });
         }
         if self.model.path.as_os_str().is_empty() {

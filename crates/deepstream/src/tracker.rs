@@ -1,5 +1,6 @@
-//! An nvtracker low-level config (`config_tracker_IOU.yml`) → the settings vigil's IOU tracker
-//! has.
+//! An nvtracker low-level config (`config_tracker_IOU.yml`) → vigil's IOU tracker settings
+//! (`tracker.kind: iou`), every target-management and association key of nvtracker's IOU
+//! tracker mapped to the setting that does the same.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -35,6 +36,7 @@ pub(crate) fn map(
             .position(|l| l.trim_start().starts_with(&format!("{key}:")))
             .map_or(0, |i| i + 1)
     };
+    config.tracker.kind = vigil_config::TrackerKind::Iou;
     for (section, v) in &doc {
         let Some(map) = v.as_mapping() else {
             warnings.push(format!(
@@ -50,50 +52,60 @@ pub(crate) fn map(
                 v.as_f64()
                     .ok_or_else(|| eyre!("{}: expected a number, found {v:?}", at()))
             };
+            let count = || {
+                let v = num()?;
+                if v < 0.0 || v.fract() != 0.0 || v > f64::from(u32::MAX) {
+                    bail!("{}: expected a frame count, found {v}", at());
+                }
+                Ok(v as u32)
+            };
+            let unit = || {
+                let v = num()?;
+                Unit::try_from(v as f32).map_err(|why| eyre!("{}: {why}", at()))
+            };
+            let flag = || match num()? {
+                0.0 => Ok(false),
+                1.0 => Ok(true),
+                v => Err(eyre!("{}: expected 0 or 1, found {v}", at())),
+            };
+            let t = &mut config.tracker;
             match (section.as_str(), key) {
                 ("DataAssociator", "minMatchingScore4Iou") => {
-                    let v = num()?;
-                    if !(0.0..=1.0).contains(&v) {
-                        bail!("{}: expected 0..=1", at());
-                    }
                     // 0 would let boxes that do not overlap at all continue a track.
-                    config.tracker.iou_threshold = Unit::try_from((v as f32).max(0.01))
+                    t.iou_threshold = Unit::try_from(unit()?.get().max(0.01))
                         .map_err(|why| eyre!("{}: {why}", at()))?;
                 }
-                ("TargetManagement", "maxShadowTrackingAge") => {
-                    let v = num()?;
-                    if v < 0.0 || v.fract() != 0.0 {
-                        bail!("{}: expected a frame count", at());
+                ("TargetManagement", "maxShadowTrackingAge") => t.max_age = count()?,
+                ("TargetManagement", "probationAge") => t.probation_age = count()?,
+                ("TargetManagement", "earlyTerminationAge") => t.early_termination_age = count()?,
+                ("TargetManagement", "minIouDiff4NewTarget") => t.new_target_overlap = unit()?,
+                ("TargetManagement", "maxTargetsPerStream") => {
+                    let n = count()?;
+                    if n == 0 {
+                        bail!("{}: 0 would track nothing", at());
                     }
-                    config.tracker.max_age = v as u32;
+                    t.max_targets = n as usize;
                 }
-                ("BaseConfig", "minDetectorConfidence") => {
-                    let v = num()? as f32;
-                    let conf = config.postprocess.conf_threshold.get();
-                    if v > conf {
-                        warnings.push(format!(
-                            "{}={v}: vigil tracks every detection it keeps (conf_threshold {conf})",
-                            at()
-                        ));
-                    }
-                }
+                ("BaseConfig", "minDetectorConfidence") => t.min_confidence = unit()?,
+                ("DataAssociator", "checkClassMatch") => t.class_match = flag()?,
+                // The IOU associator (0), greedy (0), no score but IoU (0): what vigil does.
                 (
-                    "TargetManagement",
-                    "maxTargetsPerStream"
-                    | "minIouDiff4NewTarget"
-                    | "probationAge"
-                    | "earlyTerminationAge"
-                    | "enableBboxUnClipping"
-                    | "preserveStreamUpdateOrder",
-                )
-                | (
                     "DataAssociator",
                     "dataAssociatorType"
                     | "associationMatcherType"
-                    | "checkClassMatch"
                     | "minMatchingScore4Overall"
                     | "minMatchingScore4SizeSimilarity",
-                ) => {}
+                ) if num()? == 0.0 => {}
+                ("DataAssociator", "associationMatcherType") => warnings.push(format!(
+                    "{}={}: vigil's IOU tracker matches greedily (0), as nvtracker's default",
+                    at(),
+                    num()?
+                )),
+                // One stream, boxes as the detector gave them: nothing for these to change.
+                ("TargetManagement", "enableBboxUnClipping" | "preserveStreamUpdateOrder") => {}
+                ("DataAssociator", "dataAssociatorType") => {
+                    bail!("{}: only 0 (the IOU data associator) is known", at())
+                }
                 _ => warnings.push(format!(
                     "{}: not used by vigil's IOU tracker, ignored",
                     at()
@@ -108,41 +120,101 @@ pub(crate) fn map(
 mod tests {
     use super::*;
 
-    #[test]
-    fn iou_tracker_keys_map_and_bad_values_name_the_line() {
+    fn import(text: &str) -> (eyre::Result<Config>, Vec<String>) {
         let dir = tempfile::tempdir().expect("tmp");
         let file = dir.path().join("t.yml");
-        std::fs::write(
-            &file,
-            "%YAML:1.0\nBaseConfig:\n  minDetectorConfidence: 0.5\nTargetManagement:\n  maxShadowTrackingAge: 12\n  frobnicate: 1\nDataAssociator:\n  minMatchingScore4Iou: 0\n",
-        )
-        .expect("write");
+        std::fs::write(&file, text).expect("write");
         let mut config = Config::default();
         let mut warnings = Vec::new();
-        map(Path::new("t.yml"), &file, &mut config, &mut warnings).expect("maps");
-        assert_eq!(config.tracker.max_age, 12);
+        let r = map(Path::new("t.yml"), &file, &mut config, &mut warnings);
+        (r.map(|()| config), warnings)
+    }
+
+    #[test]
+    fn the_customers_file_maps_every_key_without_a_warning() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/deepstream/config_tracker_IOU.yml"
+        ))
+        .expect("fixture");
+        let (config, warnings) = import(&text);
+        let t = config.expect("maps").tracker;
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(t.kind, vigil_config::TrackerKind::Iou);
         assert_eq!(
-            Some(config.tracker.iou_threshold),
+            (
+                t.max_targets,
+                t.new_target_overlap.get(),
+                t.probation_age,
+                t.max_age,
+                t.early_termination_age,
+                t.class_match,
+                t.min_confidence.get(),
+                t.iou_threshold.get(),
+            ),
+            (150, 0.5, 0, 38, 1, true, 0.0, 0.3)
+        );
+    }
+
+    #[test]
+    fn iou_tracker_keys_map_and_bad_values_name_the_line() {
+        let (config, warnings) = import(
+            "%YAML:1.0\nBaseConfig:\n  minDetectorConfidence: 0.5\nTargetManagement:\n  maxShadowTrackingAge: 12\n  frobnicate: 1\n  probationAge: 3\nDataAssociator:\n  minMatchingScore4Iou: 0\n  checkClassMatch: 0\n  associationMatcherType: 1\n  minMatchingScore4SizeSimilarity: 0.6\n",
+        );
+        let t = config.expect("maps").tracker;
+        assert_eq!((t.max_age, t.probation_age, t.class_match), (12, 3, false));
+        assert_eq!(Some(t.min_confidence), Unit::try_from(0.5).ok());
+        assert_eq!(
+            Some(t.iou_threshold),
             Unit::try_from(0.01).ok(),
             "0 would match anything"
         );
-        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        // Sections in name order, keys in file order.
         assert!(
-            warnings[0].starts_with("t.yml:3: BaseConfig.minDetectorConfidence=0.5"),
+            warnings[0].starts_with("t.yml:11: DataAssociator.associationMatcherType=1"),
             "{warnings:?}"
         );
         assert!(
-            warnings[1].starts_with("t.yml:6: TargetManagement.frobnicate"),
+            warnings[1].starts_with("t.yml:12: DataAssociator.minMatchingScore4SizeSimilarity"),
             "{warnings:?}"
         );
-
-        std::fs::write(&file, "TargetManagement:\n  maxShadowTrackingAge: 1.5\n").expect("write");
-        let err = map(Path::new("t.yml"), &file, &mut config, &mut warnings)
-            .expect_err("not a count")
-            .to_string();
         assert!(
-            err.starts_with("t.yml:2: TargetManagement.maxShadowTrackingAge"),
-            "{err}"
+            warnings[2].starts_with("t.yml:6: TargetManagement.frobnicate"),
+            "{warnings:?}"
         );
+        for (text, what) in [
+            (
+                "TargetManagement:\n  maxShadowTrackingAge: 1.5\n",
+                "TargetManagement.maxShadowTrackingAge",
+            ),
+            (
+                "TargetManagement:\n  probationAge: -1\n",
+                "TargetManagement.probationAge",
+            ),
+            (
+                "TargetManagement:\n  maxTargetsPerStream: 0\n",
+                "TargetManagement.maxTargetsPerStream",
+            ),
+            (
+                "TargetManagement:\n  minIouDiff4NewTarget: 1.5\n",
+                "TargetManagement.minIouDiff4NewTarget",
+            ),
+            (
+                "DataAssociator:\n  checkClassMatch: 2\n",
+                "DataAssociator.checkClassMatch",
+            ),
+            (
+                "DataAssociator:\n  dataAssociatorType: 1\n",
+                "DataAssociator.dataAssociatorType",
+            ),
+            (
+                "BaseConfig:\n  minDetectorConfidence: yes\n",
+                "BaseConfig.minDetectorConfidence",
+            ),
+        ] {
+            let err = import(text).0.expect_err(what).to_string();
+            assert!(err.starts_with(&format!("t.yml:2: {what}")), "{err}");
+        }
     }
 }

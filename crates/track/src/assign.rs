@@ -94,7 +94,11 @@ pub fn minimum_cost(costs: &[f64], rows: usize, cols: usize) -> Vec<Option<usize
 pub fn most_pairs(costs: &[f64], rows: usize, cols: usize) -> Vec<(usize, usize)> {
     // Any pair that may not be made costs more than every allowed pair together, so the
     // solver takes one only where no allowed pair is left to take.
-    let allowed: f64 = costs.iter().filter(|c| c.is_finite()).map(|c| c.abs()).sum();
+    let allowed: f64 = costs
+        .iter()
+        .filter(|c| c.is_finite())
+        .map(|c| c.abs())
+        .sum();
     let forbidden = 2.0 * allowed + 1.0;
     let filled: Vec<f64> = costs
         .iter()

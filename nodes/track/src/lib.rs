@@ -27,10 +27,13 @@ use std::collections::VecDeque;
 use vigil_config::topology::{self, Order, port};
 use vigil_msg::config::{ConfigError, Lookup};
 
+use vigil_config::TrackerKind;
 use vigil_msg::{
     DetectionsMsg, Encode, FrameHeader, FrameStatus, Latency, ResultMsg, decode_detections,
 };
-use vigil_track::{LiveOrder, Released, Reorder, Tracker, TrackerConfig};
+use vigil_track::{
+    Algorithm, ByteTrackConfig, IouConfig, LiveOrder, Released, Reorder, Tracker, TrackerConfig,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -42,6 +45,40 @@ pub struct Config {
     pub coast_after_ns: u64,
 }
 
+/// The tracker the `tracker` section asks for.
+#[must_use]
+pub fn tracker_config(t: &vigil_config::Tracker) -> TrackerConfig {
+    let algorithm = match t.kind {
+        TrackerKind::Iou => Algorithm::Iou(IouConfig {
+            iou_threshold: t.iou_threshold.get(),
+            max_shadow_age: t.max_age,
+            probation_age: t.probation_age,
+            early_termination_age: t.early_termination_age,
+            max_new_overlap: t.new_target_overlap.get(),
+            min_confidence: t.min_confidence.get(),
+            class_match: t.class_match,
+            max_targets: t.max_targets,
+        }),
+        TrackerKind::ByteTrack => {
+            let b = &t.bytetrack;
+            Algorithm::ByteTrack(ByteTrackConfig {
+                high_threshold: b.high_threshold.get(),
+                low_threshold: b.low_threshold.get().max(t.min_confidence.get()),
+                new_track_threshold: b.new_track_threshold.get(),
+                match_threshold: b.match_threshold.get(),
+                class_match: t.class_match,
+                max_targets: t.max_targets,
+                track_buffer: b.track_buffer,
+                ..ByteTrackConfig::default()
+            })
+        }
+    };
+    TrackerConfig {
+        algorithm,
+        max_coast: t.max_coast,
+    }
+}
+
 /// Later frames the detector may answer before a missing one is given up, in live mode.
 const LIVE_HOLD: usize = 3;
 
@@ -50,11 +87,7 @@ impl Config {
     #[must_use]
     pub fn new(t: &vigil_config::Tracker, order: Order) -> Self {
         Self {
-            tracker: TrackerConfig {
-                iou_threshold: t.iou_threshold.get(),
-                max_age: t.max_age,
-                max_coast: t.max_coast,
-            },
+            tracker: tracker_config(t),
             hold: match order {
                 Order::Live => Some(LIVE_HOLD),
                 Order::Strict => None,

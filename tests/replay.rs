@@ -138,6 +138,89 @@ fn sample_replay_is_lossless_deterministic_and_matches_the_snapshot() {
     insta::assert_snapshot!("vtest_100", rounded(&frames));
 }
 
+/// ByteTrack through the real dataflow, on every second frame (the customer's interval) and
+/// with the low-scored detections it uses: deterministic whatever the infer processes do,
+/// track ids unchanged when the one at work dies, the skipped frames' tracks predicted and
+/// marked, and a snapshot.
+#[test]
+fn bytetrack_replay_is_deterministic_and_matches_its_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rec = root().join("recordings/vtest-100.mcap");
+    let set = [
+        "--set",
+        "tracker.kind=bytetrack",
+        "--set",
+        "postprocess.conf_threshold=0.1",
+        "--set",
+        "preprocess.interval=2",
+        // CenterNet scores this footage's people 0.3–0.65: ByteTrack's thresholds to match.
+        "--set",
+        "tracker.bytetrack.high_threshold=0.4",
+        "--set",
+        "tracker.bytetrack.new_track_threshold=0.45",
+    ];
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let args: Vec<&str> = set.iter().chain(extra).copied().collect();
+        replay(&rec, &out, &args);
+        out
+    };
+    let a = run("a.jsonl", &["--infer-workers", "1", "--standby", "0"]);
+    let b = run("b.jsonl", &["--infer-workers", "2"]);
+    let c = run(
+        "c.jsonl",
+        &[
+            "--infer-workers",
+            "1",
+            "--standby",
+            "1",
+            "--faults",
+            "segv@40",
+        ],
+    );
+    let bytes = std::fs::read(&a).expect("a");
+    assert_eq!(bytes, std::fs::read(&b).expect("b"), "two processes: same bytes");
+    assert_eq!(bytes, std::fs::read(&c).expect("c"), "a death at frame 40: same bytes");
+    let frames = lines(&a);
+    assert_eq!(frames.len(), 100);
+    let status = |f: &serde_json::Value| f["status"].as_str().unwrap_or("").to_owned();
+    assert_eq!(
+        frames.iter().filter(|f| status(f) == "interval").count(),
+        50,
+        "every second frame is predicted"
+    );
+    // Skipped frames carry their tracks, moved on by the filter and marked coasting; the next
+    // inferred frame continues the same ids.
+    let ids = |f: &serde_json::Value| -> Vec<u64> {
+        f["tracks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["id"].as_u64())
+            .collect()
+    };
+    let mut continued = 0;
+    for w in frames.windows(2) {
+        if status(&w[1]) != "interval" {
+            continue;
+        }
+        let tracks = w[1]["tracks"].as_array().expect("tracks");
+        assert!(!tracks.is_empty(), "seq {}: tracks predicted", w[1]["seq"]);
+        assert!(tracks.iter().all(|t| t["coasting"] == true), "marked");
+        assert_eq!(ids(&w[0]), ids(&w[1]), "the tracks shown stay the same");
+        continued += 1;
+    }
+    assert_eq!(continued, 50);
+    // Low-scored detections reach the tracker (ByteTrack's second association uses them).
+    let low = frames
+        .iter()
+        .flat_map(|f| f["detections"].as_array().cloned().unwrap_or_default())
+        .filter(|d| d["score"].as_f64().is_some_and(|s| s < 0.3))
+        .count();
+    assert!(low > 0, "detections below 0.3 kept");
+    insta::assert_snapshot!("vtest_100_bytetrack", rounded(&frames));
+}
+
 #[test]
 fn import_then_replay_finds_the_person_in_unseen_footage() {
     let dir = tempfile::tempdir().expect("tempdir");

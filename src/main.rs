@@ -9,6 +9,7 @@ mod export;
 mod import;
 mod plot;
 mod regress;
+mod trackeval;
 
 use std::path::{Path, PathBuf};
 
@@ -170,6 +171,9 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         frames: usize,
     },
+    /// A tracker's output against ground truth, both MOTChallenge 2D text: MOTA, MOTP, IDF1
+    /// and the rest, as motmetrics 1.4.0 computes them.
+    TrackEval(trackeval::Args),
     /// Record live from a V4L2 camera.
     Record {
         #[arg(short, long)]
@@ -474,6 +478,7 @@ fn command() -> eyre::Result<()> {
             device,
             seconds,
         } => record(&output, device, seconds),
+        Command::TrackEval(args) => trackeval::run(&args),
         Command::Test {
             manifest,
             accept,

@@ -9,6 +9,8 @@ mod export;
 mod import;
 mod plot;
 mod regress;
+mod synth;
+mod trackbench;
 mod trackeval;
 
 use std::path::{Path, PathBuf};
@@ -118,6 +120,31 @@ enum Command {
         /// Infer processes [default: as `vigil replay` chooses].
         #[arg(long, value_parser = at_least_one)]
         infer_workers: Option<usize>,
+    },
+    /// The trackers against ground truth: detections made from each sequence's ground truth
+    /// with seeded noise (low, medium, high), inference on every 1st, 2nd and 3rd frame, the
+    /// IOU tracker (the customer's nvtracker config) and ByteTrack scored by MOTA, IDF1, ID
+    /// switches and more; a Markdown table.
+    TrackBench {
+        /// Folders with a MOTChallenge `gt.txt` each (`bash ci/setup` fetches TUD-Campus and
+        /// TUD-Stadtmitte to data/mot).
+        #[arg(long, default_value = "data/mot")]
+        data: PathBuf,
+        /// Noise draws per sequence and level.
+        #[arg(long, default_value_t = 20)]
+        seeds: u64,
+        /// The IOU tracker's settings: an nvtracker IOU config.
+        #[arg(
+            long,
+            default_value = "tests/fixtures/deepstream/config_tracker_IOU.yml"
+        )]
+        iou_config: PathBuf,
+        /// The score the IOU tracker's detections start at (the detector's threshold).
+        #[arg(long, default_value_t = 0.25)]
+        conf: f32,
+        /// The score ByteTrack's detections start at [default: its low threshold, 0.1].
+        #[arg(long)]
+        bytetrack_conf: Option<f32>,
     },
     /// Snapshot tests of recorded sessions: replays each recording of the manifest lock-step
     /// through the dataflow and compares its detections with the expected output; non-zero
@@ -455,6 +482,24 @@ fn command() -> eyre::Result<()> {
                 std::fs::write(&path, serde_json::to_string_pretty(&stats)?)
                     .wrap_err_with(|| format!("writing {}", path.display()))?;
             }
+            Ok(())
+        }
+        Command::TrackBench {
+            data,
+            seeds,
+            iou_config,
+            conf,
+            bytetrack_conf,
+        } => {
+            let opts = trackbench::Options {
+                data,
+                seeds,
+                iou_config,
+                conf,
+                bytetrack_conf,
+            };
+            let lines = trackbench::measure(&opts)?;
+            print!("{}", trackbench::report(&opts, &lines));
             Ok(())
         }
         Command::Bench {

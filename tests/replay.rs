@@ -179,8 +179,16 @@ fn bytetrack_replay_is_deterministic_and_matches_its_snapshot() {
         ],
     );
     let bytes = std::fs::read(&a).expect("a");
-    assert_eq!(bytes, std::fs::read(&b).expect("b"), "two processes: same bytes");
-    assert_eq!(bytes, std::fs::read(&c).expect("c"), "a death at frame 40: same bytes");
+    assert_eq!(
+        bytes,
+        std::fs::read(&b).expect("b"),
+        "two processes: same bytes"
+    );
+    assert_eq!(
+        bytes,
+        std::fs::read(&c).expect("c"),
+        "a death at frame 40: same bytes"
+    );
     let frames = lines(&a);
     assert_eq!(frames.len(), 100);
     let status = |f: &serde_json::Value| f["status"].as_str().unwrap_or("").to_owned();

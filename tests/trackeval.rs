@@ -249,3 +249,69 @@ fn a_bad_line_names_the_file_line_and_field() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("missing.txt: No such file"), "{stderr}");
 }
+
+/// `vigil track-bench` on the same sequences: every noise level × interval × tracker scored,
+/// the goal line for each level, and the same bytes when run again (seeded noise, no clock).
+#[test]
+fn track_bench_covers_every_case_and_is_deterministic() {
+    data("TUD-Campus", "gt.txt");
+    let run = || {
+        let out = vigil()
+            .current_dir(root())
+            .args(["track-bench", "--seeds", "2"])
+            .output()
+            .expect("vigil runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let first = run();
+    assert_eq!(first, run(), "seeded: the same table twice");
+    let rows: Vec<&str> = first
+        .lines()
+        .filter(|l| l.starts_with("| low") || l.starts_with("| medium") || l.starts_with("| high"))
+        .collect();
+    assert_eq!(rows.len(), 3 * 3 * 2, "{first}");
+    for tracker in ["IOU (nvtracker)", "ByteTrack"] {
+        assert_eq!(rows.iter().filter(|r| r.contains(tracker)).count(), 9);
+    }
+    // Every MOTA and IDF1 a rate; more noise never helps the same tracker at interval 1.
+    let cell = |row: &str, i: usize| -> f64 {
+        row.split('|')
+            .nth(i)
+            .and_then(|c| c.trim().parse().ok())
+            .expect("a number")
+    };
+    for r in &rows {
+        assert!(
+            (-1.0..=1.0).contains(&cell(r, 4)) && (0.0..=1.0).contains(&cell(r, 5)),
+            "{r}"
+        );
+    }
+    let mota = |noise: &str, tracker: &str| {
+        rows.iter()
+            .find(|r| r.starts_with(&format!("| {noise} | 1 | {tracker}")))
+            .map(|r| cell(r, 4))
+            .expect("row")
+    };
+    for tracker in ["IOU (nvtracker)", "ByteTrack"] {
+        assert!(mota("low", tracker) > mota("medium", tracker), "{first}");
+        assert!(mota("medium", tracker) > mota("high", tracker), "{first}");
+    }
+    assert_eq!(first.matches("interval 2, ").count(), 3, "{first}");
+    // A missing data folder is an error that says how to get it.
+    let out = vigil()
+        .current_dir(root())
+        .args(["track-bench", "--data", "no/such/folder"])
+        .output()
+        .expect("vigil runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no/such/folder"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

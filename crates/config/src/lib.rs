@@ -227,10 +227,12 @@ pub struct ClassOverrides {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum TrackerKind {
-    /// nvtracker's IOU tracker: greedy `IoU` matching, probation, shadow tracking.
-    #[default]
+    /// nvtracker's IOU tracker: greedy `IoU` matching, probation, shadow tracking (what
+    /// `vigil import-deepstream` sets: the customer's tracker).
     Iou,
-    /// ByteTrack: a Kalman filter per track, high- then low-scored detections.
+    /// ByteTrack: a Kalman filter per track, high- then low-scored detections. The default:
+    /// it scores better against ground truth (README, "Tracking").
+    #[default]
     ByteTrack,
 }
 
@@ -271,7 +273,7 @@ pub struct Tracker {
 impl Default for Tracker {
     fn default() -> Self {
         Self {
-            kind: TrackerKind::Iou,
+            kind: TrackerKind::ByteTrack,
             class_match: true,
             max_targets: 150,
             min_confidence: Unit::new_const(0.0),

@@ -42,6 +42,15 @@ pub struct Report {
     pub model: Option<ModelSummary>,
 }
 
+/// An nvtracker IOU config alone → the `tracker` section it makes, with the warnings it gives
+/// (keys vigil does not use).
+pub fn tracker_settings(file: &Path) -> eyre::Result<(vigil_config::Tracker, Vec<String>)> {
+    let mut config = Config::default();
+    let mut warnings = Vec::new();
+    tracker::map(file, file, &mut config, &mut warnings)?;
+    Ok((config.tracker, warnings))
+}
+
 /// `vigil import-deepstream CONFIG [--tracker T] -o OUTPUT`: reads `config` (an nvinfer or a
 /// deepstream-app config) and `tracker`, checks the result against the model and writes it to
 /// `output` as a vigil.yml with a header naming the sources. Relative names are taken from the

@@ -24,7 +24,7 @@ pub struct TrackerConfig {
 impl Default for TrackerConfig {
     fn default() -> Self {
         Self {
-            algorithm: Algorithm::Iou(IouConfig::default()),
+            algorithm: Algorithm::ByteTrack(ByteTrackConfig::default()),
             max_coast: 90,
         }
     }

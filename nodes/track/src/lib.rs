@@ -478,7 +478,11 @@ mod tests {
 
     #[test]
     fn skipped_frames_are_predicted_and_busy_behind_a_lost_frame_is_missing() {
-        let t = vigil_config::Tracker::default();
+        // The IOU tracker's constant velocity puts predictions at exact positions.
+        let t = vigil_config::Tracker {
+            kind: TrackerKind::Iou,
+            ..vigil_config::Tracker::default()
+        };
         let mut stage = TrackStage::new(&Config::new(&t, Order::Live));
         let mut out = Vec::new();
         for i in 0..=1 {

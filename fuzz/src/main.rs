@@ -8,7 +8,11 @@
 //! - `config`: a vigil.yml, and `--set` overrides;
 //! - `deepstream`: an nvinfer / deepstream-app config through the importer;
 //! - `msg`: the Arrow messages between nodes (parameters and payload built from the bytes);
-//! - `output`: an output file (JSON lines) as `vigil test` and `vigil diff` read and compare it.
+//! - `output`: an output file (JSON lines) as `vigil test` and `vigil diff` read and compare it;
+//! - `mot`: MOTChallenge text as `vigil track-eval` reads it, as ground truth and as a result,
+//!   scored against each other;
+//! - `track`: detections (any floats: NaN, infinities, huge boxes) through both trackers, with
+//!   frames not inferred between; tracks stay within the cap, ids unique.
 //!
 //! A target may return errors — that is what bad input must give — but never panic, abort or
 //! run out of memory.
@@ -43,9 +47,11 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         "deepstream" => deepstream(data),
         "msg" => msg(data),
         "output" => output(data),
-        other => {
-            panic!("VIGIL_FUZZ_TARGET={other:?}: jpeg, mcap, config, deepstream, msg or output")
-        }
+        "mot" => mot(data),
+        "track" => track(data),
+        other => panic!(
+            "VIGIL_FUZZ_TARGET={other:?}: jpeg, mcap, config, deepstream, msg, output, mot or track"
+        ),
     }
 });
 
@@ -284,6 +290,73 @@ fn output(data: &[u8]) {
         for p in [Profile::Exact, Profile::CrossBackend] {
             let r = compare(&out, other, p, &th);
             let _ = (r.passed(p), r.summary(), r.describe_diffs(3));
+        }
+    }
+}
+
+fn mot(data: &[u8]) {
+    // Ground truth, then the result after the first NUL (or the same text).
+    let (gt, ts) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, data),
+    };
+    let gt = vigil_mot::parse("gt.txt", gt, vigil_mot::GROUND_TRUTH_MIN_CONFIDENCE);
+    let ts = vigil_mot::parse("ts.txt", ts, vigil_mot::RESULT_MIN_CONFIDENCE);
+    if let (Ok(gt), Ok(ts)) = (gt, ts) {
+        // Bounded work: the assignment is cubic in the boxes of a frame.
+        if gt.rows().len() + ts.rows().len() <= 4000 {
+            let m = vigil_mot::evaluate(&gt, &ts, vigil_mot::MAX_DISTANCE);
+            let _ = vigil_mot::to_text(ts.rows());
+            assert!(m.num_matches + m.num_switches + m.num_misses == m.num_objects);
+        }
+    }
+}
+
+fn track(data: &[u8]) {
+    use vigil_detect::{BBox, Detection};
+    use vigil_track::{Algorithm, ByteTrackConfig, IouConfig, Tracker, TrackerConfig};
+    let cap = 8;
+    let mut trackers = [
+        Tracker::new(TrackerConfig {
+            algorithm: Algorithm::Iou(IouConfig {
+                max_targets: cap,
+                probation_age: 1,
+                max_new_overlap: 0.5,
+                ..IouConfig::default()
+            }),
+            max_coast: 5,
+        }),
+        Tracker::new(TrackerConfig {
+            algorithm: Algorithm::ByteTrack(ByteTrackConfig {
+                max_targets: cap,
+                ..ByteTrackConfig::default()
+            }),
+            max_coast: 5,
+        }),
+    ];
+    // A frame: one byte (count, and whether it is inferred), then 18 bytes a detection.
+    let mut rest = data;
+    while let Some((&head, tail)) = rest.split_first() {
+        let n = usize::from(head & 0x0f);
+        let inferred = head & 0x80 == 0;
+        let take = (n * 18).min(tail.len());
+        let (chunk, next) = tail.split_at(take);
+        rest = next;
+        let f = |b: &[u8]| f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let dets: Vec<Detection> = chunk
+            .chunks_exact(18)
+            .map(|c| Detection {
+                class: u32::from(c[0] % 3),
+                score: f32::from(c[1]) / 255.0,
+                bbox: BBox::new(f(&c[2..]), f(&c[6..]), f(&c[10..]), f(&c[14..])),
+            })
+            .collect();
+        for t in &mut trackers {
+            let shown = if inferred { t.update(&dets) } else { t.predict() };
+            assert!(t.len() <= cap && shown.len() <= cap);
+            let mut ids: Vec<u64> = shown.iter().map(|t| t.id).collect();
+            ids.dedup();
+            assert_eq!(ids.len(), shown.len(), "ids ordered and unique");
         }
     }
 }

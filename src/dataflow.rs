@@ -199,6 +199,9 @@ pub fn load_config(
         .overrides
         .extend(set.into_iter().map(|o| o.relative_to(&cwd)));
     let config = source.load()?;
+    for w in config.warnings() {
+        eprintln!("warning: {w}");
+    }
     if let Some(labels) = &config.model.labels {
         std::fs::read_to_string(labels)
             .wrap_err_with(|| format!("model.labels: reading {}", labels.display()))?;

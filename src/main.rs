@@ -498,8 +498,8 @@ fn command() -> eyre::Result<()> {
                 conf,
                 bytetrack_conf,
             };
-            let lines = trackbench::measure(&opts)?;
-            print!("{}", trackbench::report(&opts, &lines));
+            let measured = trackbench::measure(&opts)?;
+            print!("{}", trackbench::report(&opts, &measured));
             Ok(())
         }
         Command::Bench {

@@ -9,7 +9,7 @@
 //! The IOU tracker gets what the kiosk's detector gives it today (detections at or above its
 //! `--conf`, 0.25 as its nvinfer `pre-cluster-threshold`) with the settings of the customer's
 //! `config_tracker_IOU.yml`; ByteTrack gets detections down to its low threshold, as it is
-//! meant to run, with vigil's defaults.
+//! meant to run, with its default thresholds (0.5, new tracks 0.6).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -226,8 +226,14 @@ fn contenders(opts: &Options) -> eyre::Result<Vec<Contender>> {
     ])
 }
 
+/// What was measured: the sequences' names and every line of the table.
+pub struct Measured {
+    pub sequences: Vec<String>,
+    pub lines: Vec<Line>,
+}
+
 /// Every line of the table: noise level × interval × tracker.
-pub fn measure(opts: &Options) -> eyre::Result<Vec<Line>> {
+pub fn measure(opts: &Options) -> eyre::Result<Measured> {
     if opts.seeds == 0 {
         bail!("--seeds: at least 1");
     }
@@ -261,20 +267,21 @@ pub fn measure(opts: &Options) -> eyre::Result<Vec<Line>> {
             }
         }
     }
-    Ok(lines)
+    Ok(Measured {
+        sequences: sequences.into_iter().map(|s| s.name).collect(),
+        lines,
+    })
 }
 
 /// The table in Markdown, then the goal at interval 2 per noise level: ByteTrack with at most
 /// half the IOU tracker's ID switches and a higher IDF1.
 #[must_use]
-pub fn report(opts: &Options, lines: &[Line]) -> String {
+pub fn report(opts: &Options, measured: &Measured) -> String {
     let mut out = String::new();
-    let names: Vec<String> = load(&opts.data)
-        .map(|s| s.into_iter().map(|s| s.name).collect())
-        .unwrap_or_default();
+    let (names, lines) = (&measured.sequences, &measured.lines);
     let _ = writeln!(
         out,
-        "Sequences: {}; {} seed(s) each; IOU tracker: {} with detections ≥ {}; ByteTrack: vigil's defaults with detections ≥ {}.\n",
+        "Sequences: {}; {} seed(s) each; IOU tracker: {} with detections ≥ {}; ByteTrack: its defaults (thresholds 0.5 / 0.6) with detections > {}.\n",
         names.join(", "),
         opts.seeds,
         opts.iou_config.display(),

@@ -236,10 +236,10 @@ pub enum TrackerKind {
     ByteTrack,
 }
 
-/// The tracker. `kind` picks it; `class_match`, `max_targets`, `min_confidence`,
-/// `max_coast` and `coast_after_ms` apply to both, the flat keys from `iou_threshold` to
-/// `new_target_overlap` to `iou` (each named after the `config_tracker_IOU.yml` key it imports
-/// from), `bytetrack` to `bytetrack`.
+/// The tracker. `kind` picks it. `class_match`, `max_targets`, `min_confidence`, `max_coast`
+/// and `coast_after_ms` apply to both; `iou_threshold`, `max_age`, `probation_age`,
+/// `early_termination_age` and `new_target_overlap` to `iou` only (each imported from a
+/// `config_tracker_IOU.yml` key); the `bytetrack` section to `bytetrack` only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Tracker {
@@ -761,6 +761,62 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// Settings that are valid but do nothing as combined: a key of the tracker not chosen,
+    /// ByteTrack thresholds that leave a stage without detections. Each names its keys.
+    #[must_use]
+    pub fn warnings(&self) -> Vec<String> {
+        let t = &self.tracker;
+        let d = Tracker::default();
+        let mut out = Vec::new();
+        let iou_keys = [
+            ("iou_threshold", t.iou_threshold != d.iou_threshold),
+            ("max_age", t.max_age != d.max_age),
+            ("probation_age", t.probation_age != d.probation_age),
+            (
+                "early_termination_age",
+                t.early_termination_age != d.early_termination_age,
+            ),
+            (
+                "new_target_overlap",
+                t.new_target_overlap != d.new_target_overlap,
+            ),
+        ];
+        match t.kind {
+            TrackerKind::ByteTrack => {
+                for (key, set) in iou_keys {
+                    if set {
+                        out.push(format!(
+                            "tracker.{key} is set but applies to tracker.kind iou only; kind is bytetrack"
+                        ));
+                    }
+                }
+                let (b, conf) = (&t.bytetrack, self.postprocess.conf_threshold.get());
+                if conf >= b.high_threshold.get() {
+                    out.push(format!(
+                        "postprocess.conf_threshold {conf} is at or above tracker.bytetrack.high_threshold {}: ByteTrack's second association gets no detections",
+                        b.high_threshold.get()
+                    ));
+                }
+                if b.new_track_threshold.get() < b.high_threshold.get() {
+                    out.push(format!(
+                        "tracker.bytetrack.new_track_threshold {} is below high_threshold {}: new tracks start only from detections above high_threshold",
+                        b.new_track_threshold.get(),
+                        b.high_threshold.get()
+                    ));
+                }
+            }
+            TrackerKind::Iou => {
+                if t.bytetrack != d.bytetrack {
+                    out.push(
+                        "tracker.bytetrack is set but applies to tracker.kind bytetrack only; kind is iou"
+                            .to_owned(),
+                    );
+                }
+            }
+        }
+        out
     }
 
     /// Relative paths inside become relative to `dir`.

@@ -319,3 +319,35 @@ fn a_cuda_graph_over_dynamic_outputs_is_refused_before_anything_starts() {
     c.model.provider = Provider::Cpu;
     Resolved::from_facts(c, dynamic).expect("no CUDA graph on the CPU");
 }
+
+#[test]
+fn tracker_settings_that_do_nothing_are_warned_about() {
+    let mut c = Config::default();
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    c.tracker.max_age = 40;
+    c.tracker.bytetrack.new_track_threshold = Unit::new_const(0.3);
+    c.postprocess.conf_threshold = Unit::new_const(0.5);
+    let w = c.warnings();
+    assert_eq!(w.len(), 3, "{w:?}");
+    assert!(
+        w[0].starts_with("tracker.max_age is set but applies to tracker.kind iou"),
+        "{w:?}"
+    );
+    assert!(
+        w[1].starts_with("postprocess.conf_threshold 0.5 is at or above"),
+        "{w:?}"
+    );
+    assert!(
+        w[2].starts_with("tracker.bytetrack.new_track_threshold 0.3"),
+        "{w:?}"
+    );
+    c.tracker.kind = TrackerKind::Iou;
+    let w = c.warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].starts_with("tracker.bytetrack is set but applies to tracker.kind bytetrack"));
+    // The shipped vigil.yml warns about nothing.
+    let shipped =
+        Config::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../vigil.yml"))
+            .expect("loads");
+    assert!(shipped.warnings().is_empty(), "{:?}", shipped.warnings());
+}

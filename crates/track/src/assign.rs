@@ -1,6 +1,6 @@
 //! Minimum-cost assignment of rows to columns: the Hungarian method with potentials, on
-//! shortest augmenting paths (O(n²m)). Ties go to the lowest index, so the answer depends only
-//! on the matrix. Used by ByteTrack's association and by the tracking evaluator's matching.
+//! shortest augmenting paths (O(n²m)), in a fixed order of operations: the answer depends
+//! only on the matrix. Used by ByteTrack's association and by the tracking evaluator's matching.
 
 /// Every row gets its own column when `rows <= cols` (else every column its own row), with
 /// the least total cost. `costs[r * cols + c]`, all finite (a non-finite cost is never
@@ -112,6 +112,25 @@ pub fn most_pairs(costs: &[f64], rows: usize, cols: usize) -> Vec<(usize, usize)
 /// ByteTrack uses it). Sorted by row.
 #[must_use]
 pub fn pairs_within(costs: &[f64], rows: usize, cols: usize, limit: f64) -> Vec<(usize, usize)> {
+    let allowed = |c: f64| c.is_finite() && c <= limit;
+    // Rows and columns with no pair within the limit are left alone whatever the rest does:
+    // solve only for the others.
+    let live_rows: Vec<usize> = (0..rows)
+        .filter(|&r| (0..cols).any(|c| allowed(costs[r * cols + c])))
+        .collect();
+    let live_cols: Vec<usize> = (0..cols)
+        .filter(|&c| (0..rows).any(|r| allowed(costs[r * cols + c])))
+        .collect();
+    if live_rows.len() < rows || live_cols.len() < cols {
+        let sub: Vec<f64> = live_rows
+            .iter()
+            .flat_map(|&r| live_cols.iter().map(move |&c| costs[r * cols + c]))
+            .collect();
+        return pairs_within(&sub, live_rows.len(), live_cols.len(), limit)
+            .into_iter()
+            .map(|(r, c)| (live_rows[r], live_cols[c]))
+            .collect();
+    }
     // (rows + cols)² with the real block top left, "left alone" at limit/2 beside and below
     // it, and dummy-to-dummy free.
     let size = rows + cols;
@@ -199,7 +218,100 @@ mod tests {
         assert_eq!(pairs_within(&[0.81], 1, 1, 0.8), []);
     }
 
+    /// Every partial matching of a small matrix: (pairs, their total cost).
+    fn matchings(costs: &[f64], rows: usize, cols: usize) -> Vec<(Vec<(usize, usize)>, f64)> {
+        fn go(
+            costs: &[f64],
+            rows: usize,
+            cols: usize,
+            r: usize,
+            used: &mut Vec<bool>,
+            now: &mut Vec<(usize, usize)>,
+            out: &mut Vec<(Vec<(usize, usize)>, f64)>,
+        ) {
+            if r == rows {
+                let total = now.iter().map(|&(r, c)| costs[r * cols + c]).sum();
+                out.push((now.clone(), total));
+                return;
+            }
+            go(costs, rows, cols, r + 1, used, now, out);
+            for c in 0..cols {
+                if !used[c] {
+                    used[c] = true;
+                    now.push((r, c));
+                    go(costs, rows, cols, r + 1, used, now, out);
+                    now.pop();
+                    used[c] = false;
+                }
+            }
+        }
+        let mut out = Vec::new();
+        go(
+            costs,
+            rows,
+            cols,
+            0,
+            &mut vec![false; cols],
+            &mut Vec::new(),
+            &mut out,
+        );
+        out
+    }
+
+    fn cells(rows: usize, cols: usize, seed: &[f64], holes: &[bool]) -> Vec<f64> {
+        (0..rows * cols)
+            .map(|i| if holes[i] { f64::NAN } else { seed[i] })
+            .collect()
+    }
+
     proptest! {
+        /// `most_pairs` makes as many pairs as any matching of allowed pairs can, and of those
+        /// the cheapest; never a forbidden pair.
+        #[test]
+        fn most_pairs_is_largest_then_cheapest(
+            rows in 0usize..5, cols in 0usize..5,
+            seed in prop::collection::vec(0.0f64..1.0, 25),
+            holes in prop::collection::vec(prop::bool::weighted(0.4), 25),
+        ) {
+            let costs = cells(rows, cols, &seed, &holes);
+            let got = most_pairs(&costs, rows, cols);
+            prop_assert!(got.iter().all(|&(r, c)| costs[r * cols + c].is_finite()));
+            let total: f64 = got.iter().map(|&(r, c)| costs[r * cols + c]).sum();
+            let allowed: Vec<(usize, f64)> = matchings(&costs, rows, cols)
+                .into_iter()
+                .filter(|(m, _)| m.iter().all(|&(r, c)| costs[r * cols + c].is_finite()))
+                .map(|(m, t)| (m.len(), t))
+                .collect();
+            let most = allowed.iter().map(|a| a.0).max().unwrap_or(0);
+            let best = allowed.iter().filter(|a| a.0 == most).map(|a| a.1).fold(f64::INFINITY, f64::min);
+            prop_assert_eq!(got.len(), most);
+            prop_assert!(most == 0 || (total - best).abs() < 1e-9, "{total} vs {best}");
+        }
+
+        /// `pairs_within` minimises the matched cost plus limit/2 for everything left alone,
+        /// over matchings of pairs within the limit, and makes no pair beyond it.
+        #[test]
+        fn pairs_within_is_optimal_under_its_limit(
+            rows in 0usize..5, cols in 0usize..5,
+            seed in prop::collection::vec(0.0f64..1.0, 25),
+            holes in prop::collection::vec(prop::bool::weighted(0.2), 25),
+            limit in 0.1f64..1.0,
+        ) {
+            let costs = cells(rows, cols, &seed, &holes);
+            let objective = |m: &[(usize, usize)], total: f64| {
+                total + limit / 2.0 * ((rows - m.len()) + (cols - m.len())) as f64
+            };
+            let got = pairs_within(&costs, rows, cols, limit);
+            prop_assert!(got.iter().all(|&(r, c)| costs[r * cols + c] <= limit));
+            let total: f64 = got.iter().map(|&(r, c)| costs[r * cols + c]).sum();
+            let best = matchings(&costs, rows, cols)
+                .into_iter()
+                .filter(|(m, _)| m.iter().all(|&(r, c)| costs[r * cols + c] <= limit))
+                .map(|(m, t)| objective(&m, t))
+                .fold(f64::INFINITY, f64::min);
+            prop_assert!((objective(&got, total) - best).abs() < 1e-9, "{} vs {best}", objective(&got, total));
+        }
+
         /// The assignment is a matching (no column twice), complete on the smaller side, and
         /// as cheap as the best found by trying every one.
         #[test]

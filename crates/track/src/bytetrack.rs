@@ -16,9 +16,10 @@ use vigil_frame::Track;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ByteTrackConfig {
-    /// Detections at least this sure are matched first (ByteTrack's `track_thresh`).
+    /// Detections scored above this are matched first (ByteTrack's `track_thresh`).
     pub high_threshold: f32,
-    /// Detections between this and `high_threshold` are matched second; below it, ignored.
+    /// Detections scored between this and `high_threshold` are matched second; at or below
+    /// it, ignored.
     pub low_threshold: f32,
     /// An unmatched detection at least this sure starts a track (`track_thresh + 0.1`).
     pub new_track_threshold: f32,
@@ -67,13 +68,27 @@ struct STrack {
     track: Track,
     kalman: KalmanState,
     state: State,
-    /// Inferred frames since the track started (for duplicates: the older one stays).
-    age: u32,
+    /// The inferred frame it started on and the last one it was matched on (a duplicate pair
+    /// keeps the one matched over more frames).
+    start: u64,
+    last_matched: u64,
 }
 
 impl STrack {
     fn shown(&self) -> bool {
         self.state == State::Tracked
+    }
+
+    /// One frame on by the filter (a lost track's height held); an unconfirmed track stays on
+    /// the detection that started it, as in ByteTrack.
+    fn predict(&mut self) {
+        match self.state {
+            State::Unconfirmed => return,
+            State::Lost => self.kalman.hold_height(),
+            State::Tracked => {}
+        }
+        self.kalman.predict();
+        self.track.bbox = self.kalman.bbox();
     }
 }
 
@@ -174,7 +189,8 @@ impl ByteTracker {
             let det = dets[d];
             let s = &mut self.tracks[t];
             s.kalman.update(&det.bbox);
-            s.track.bbox = det.bbox;
+            s.track.bbox = s.kalman.bbox();
+            s.last_matched = self.frames;
             s.track.score = det.score;
             s.track.hits += 1;
             s.track.misses = 0;
@@ -187,21 +203,18 @@ impl ByteTracker {
     pub fn update(&mut self, detections: &[Detection]) -> Vec<Track> {
         let cfg = self.cfg;
         self.frames += 1;
+        // Scores strictly between the thresholds, as ByteTrack compares them (a detection at
+        // exactly `high_threshold` is in neither set).
         let dets: Vec<&Detection> = detections
             .iter()
-            .filter(|d| d.score >= cfg.low_threshold && usable(&d.bbox))
+            .filter(|d| d.score > cfg.low_threshold && usable(&d.bbox))
             .collect();
         for s in &mut self.tracks {
-            if s.state != State::Tracked {
-                s.kalman.hold_height();
-            }
-            s.kalman.predict();
-            s.track.bbox = s.kalman.bbox();
+            s.predict();
             s.track.lost = 0;
-            s.age = s.age.saturating_add(1);
         }
         let high: Vec<usize> = (0..dets.len())
-            .filter(|&i| dets[i].score >= cfg.high_threshold)
+            .filter(|&i| dets[i].score > cfg.high_threshold)
             .collect();
         let low: Vec<usize> = (0..dets.len())
             .filter(|&i| dets[i].score < cfg.high_threshold)
@@ -297,7 +310,8 @@ impl ByteTracker {
                 } else {
                     State::Unconfirmed
                 },
-                age: 0,
+                start: self.frames,
+                last_matched: self.frames,
             });
             self.next_id += 1;
         }
@@ -305,17 +319,22 @@ impl ByteTracker {
         self.shown()
     }
 
-    /// A tracked and a lost track on the same object (`IoU` > 0.85): the younger goes.
+    /// A current (tracked or unconfirmed) and a lost track of one object (`IoU` > 0.85, same
+    /// class where classes must match): the one matched over fewer frames goes.
     fn remove_duplicates(&mut self) {
         let mut gone = vec![false; self.tracks.len()];
+        let matched_for = |t: &STrack| t.last_matched - t.start;
         for a in 0..self.tracks.len() {
             for b in 0..self.tracks.len() {
                 let (ta, tb) = (&self.tracks[a], &self.tracks[b]);
-                if ta.state != State::Tracked || tb.state != State::Lost {
+                if ta.state == State::Lost
+                    || tb.state != State::Lost
+                    || (self.cfg.class_match && ta.track.class != tb.track.class)
+                {
                     continue;
                 }
                 if 1.0 - ta.track.bbox.iou(&tb.track.bbox) < 0.15 {
-                    if ta.age > tb.age {
+                    if matched_for(ta) > matched_for(tb) {
                         gone[b] = true;
                     } else {
                         gone[a] = true;
@@ -335,11 +354,7 @@ impl ByteTracker {
     /// `max_coast` frames in a row ends. Returns the tracks shown, ordered by id.
     pub fn predict(&mut self) -> Vec<Track> {
         for s in &mut self.tracks {
-            if s.state != State::Tracked {
-                s.kalman.hold_height();
-            }
-            s.kalman.predict();
-            s.track.bbox = s.kalman.bbox();
+            s.predict();
             s.track.lost += 1;
         }
         let max_coast = self.max_coast;
@@ -450,6 +465,40 @@ mod tests {
         short.predict();
         short.predict();
         assert!(short.predict().is_empty(), "past max_coast");
+    }
+
+    #[test]
+    fn a_lost_track_on_a_current_ones_box_is_a_duplicate_only_within_its_class() {
+        // Person 1 tracked for 5 frames, then lost; a new person 2 on its box for 2 frames
+        // while 1 is still lost (the box moves too little for 1 to be found again first:
+        // forced here by putting 1 in the lost state directly).
+        let run = |class_of_second: u32| {
+            let mut tr = tracker();
+            for _ in 0..5 {
+                tr.update(&[det(0.0, 0.9)]);
+            }
+            tr.tracks[0].state = State::Lost;
+            tr.tracks[0].track.bbox = BBox::new(0.0, 0.0, 20.0, 40.0);
+            tr.tracks.push(STrack {
+                track: Track {
+                    id: 99,
+                    class: class_of_second,
+                    ..tr.tracks[0].track
+                },
+                kalman: tr.tracks[0].kalman,
+                state: State::Tracked,
+                start: tr.frames,
+                last_matched: tr.frames,
+            });
+            tr.remove_duplicates();
+            tr.tracks.iter().map(|t| t.track.id).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            run(0),
+            [1],
+            "same class: the one matched over more frames stays"
+        );
+        assert_eq!(run(1), [1, 99], "another class is another object");
     }
 
     #[test]

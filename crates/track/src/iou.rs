@@ -144,8 +144,10 @@ impl IouTracker {
         for t in &mut self.targets {
             t.since = t.since.saturating_add(1);
             t.age = t.age.saturating_add(1);
-            // After frames without detector output the box is where the motion puts it now.
-            if t.track.lost > 0 {
+            // A shown target predicted through frames without detector output is where its
+            // motion put it; one in the shadow stays where it was last seen (nvtracker's IOU
+            // tracker has no motion).
+            if t.track.lost > 0 && t.track.misses == 0 {
                 t.track.bbox = t.predicted();
             }
             t.track.lost = 0;
@@ -196,13 +198,11 @@ impl IouTracker {
                 t.track.misses += 1;
             }
         }
+        // Every target ends once missed longer than the shadow age; one on probation earlier.
         self.targets.retain(|t| {
             let m = t.track.misses;
-            if t.active {
-                m <= cfg.max_shadow_age
-            } else {
-                cfg.early_termination_age == 0 || m < cfg.early_termination_age
-            }
+            m <= cfg.max_shadow_age
+                && (t.active || cfg.early_termination_age == 0 || m < cfg.early_termination_age)
         });
         // New targets from the detections left, best score first.
         let mut fresh: Vec<&Detection> = detections
@@ -244,14 +244,17 @@ impl IouTracker {
         self.shown()
     }
 
-    /// Advances one frame the detector did not run on: every target moves on at its last
-    /// velocity (the shown ones are marked coasting: `lost`); a target predicted for more than
-    /// `max_coast` frames in a row ends. Returns the targets shown, ordered by id.
+    /// Advances one frame the detector did not run on: every shown target moves on at its
+    /// last velocity, marked coasting (`lost`); one in the shadow stays where it was last
+    /// seen; a target predicted for more than `max_coast` frames in a row ends. Returns the
+    /// targets shown, ordered by id.
     pub fn predict(&mut self) -> Vec<Track> {
         for t in &mut self.targets {
             t.since = t.since.saturating_add(1);
             t.track.lost += 1;
-            t.track.bbox = t.predicted();
+            if t.track.misses == 0 {
+                t.track.bbox = t.predicted();
+            }
         }
         let max_coast = self.max_coast;
         self.targets.retain(|t| t.track.lost <= max_coast);
@@ -393,6 +396,20 @@ mod tests {
         assert_eq!(run(2), 0, "missed twice: ended");
         assert_eq!(run(3), 1, "missed twice of 3: kept");
         assert_eq!(run(0), 1, "0: never early");
+        // …but never past the shadow age: a tentative target missed for good ends too.
+        let mut tr = tracker(IouConfig {
+            probation_age: 2,
+            early_termination_age: 0,
+            max_shadow_age: 3,
+            ..IouConfig::default()
+        });
+        tr.update(&[det(0, 0.0)]);
+        for _ in 0..3 {
+            tr.update(&[]);
+        }
+        assert_eq!(tr.len(), 1, "missed 3 times: kept");
+        tr.update(&[]);
+        assert!(tr.is_empty(), "missed 4 times: ended");
         // An active target is not ended early: shadow tracking applies.
         let mut tr = tracker(IouConfig {
             early_termination_age: 1,
@@ -401,6 +418,37 @@ mod tests {
         tr.update(&[det(0, 0.0)]);
         tr.update(&[]);
         assert_eq!(tr.len(), 1);
+    }
+
+    #[test]
+    fn iou_threshold_is_the_least_overlap_that_continues_a_target() {
+        // 10 px boxes 4 px apart: IoU 6/14 = 0.43.
+        let run = |threshold: f32| {
+            let mut tr = tracker(IouConfig {
+                iou_threshold: threshold,
+                ..IouConfig::default()
+            });
+            tr.update(&[det(0, 0.0)]);
+            ids(&tr.update(&[det(0, 4.0)]))
+        };
+        assert_eq!(run(0.4), [1]);
+        assert_eq!(run(0.45), [2], "below the threshold: a new target");
+    }
+
+    #[test]
+    fn a_shadow_target_stays_where_it_was_last_seen() {
+        // Moving 4 px a frame, then missed: on inferred and skipped frames alike its box does
+        // not move, and a detection where it was continues it.
+        for skipped in [0, 2] {
+            let mut tr = tracker(IouConfig::default());
+            tr.update(&[det(0, 0.0)]);
+            tr.update(&[det(0, 4.0)]);
+            tr.update(&[]);
+            for _ in 0..skipped {
+                assert!(tr.predict().is_empty());
+            }
+            assert_eq!(ids(&tr.update(&[det(0, 4.0)])), [1], "skipped {skipped}");
+        }
     }
 
     #[test]

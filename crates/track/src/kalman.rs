@@ -88,6 +88,13 @@ impl KalmanState {
         for i in 0..4 {
             self.mean[i] += self.mean[i + 4];
         }
+        // A box shrinking through a long prediction stops at a pixel, never turns inside out.
+        if self.mean[3] < 1.0 {
+            (self.mean[3], self.mean[7]) = (1.0, 0.0);
+        }
+        if self.mean[2] < 1e-3 {
+            (self.mean[2], self.mean[6]) = (1e-3, 0.0);
+        }
         // F P Fᵀ with F = [[I, I], [0, I]]: rows then columns.
         let mut fp = self.cov;
         for i in 0..4 {
@@ -137,14 +144,18 @@ impl KalmanState {
         for (i, row) in k.iter().enumerate() {
             self.mean[i] += (0..4).map(|j| row[j] * innovation[j]).sum::<f64>();
         }
-        // P -= K H P (K S Kᵀ = K H P for the optimal gain).
-        let mut next = self.cov;
-        for (i, row) in next.iter_mut().enumerate() {
-            for (j, pij) in row.iter_mut().enumerate() {
-                *pij -= (0..4).map(|m| k[i][m] * self.cov[m][j]).sum::<f64>();
+        // P -= K S Kᵀ (keeps P symmetric).
+        let mut ks = [[0.0f64; 4]; 8];
+        for (i, row) in ks.iter_mut().enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = (0..4).map(|m| k[i][m] * s[m][j]).sum();
             }
         }
-        self.cov = next;
+        for i in 0..8 {
+            for j in 0..8 {
+                self.cov[i][j] -= (0..4).map(|m| ks[i][m] * k[j][m]).sum::<f64>();
+            }
+        }
     }
 }
 
@@ -208,6 +219,21 @@ mod tests {
             k.predict();
         }
         assert!((k.bbox().x1 - 105.0).abs() < 1.0, "{:?}", k.bbox());
+    }
+
+    #[test]
+    fn a_shrinking_box_predicted_for_long_stays_a_box() {
+        let mut k = KalmanState::new(&BBox::new(0.0, 0.0, 20.0, 40.0));
+        for i in 1..10 {
+            k.predict();
+            let h = 40.0 - 4.0 * i as f32;
+            k.update(&BBox::new(0.0, 0.0, h / 2.0, h));
+        }
+        for _ in 0..90 {
+            k.predict();
+            let b = k.bbox();
+            assert!(b.x2 > b.x1 && b.y2 > b.y1 && b.is_finite(), "{b:?}");
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The track node: puts detections back into frame order by the frames' gap-free index, runs
-//! the IOU tracker, and emits each frame's `result` (its detections and tracks) in order. A
+//! the tracker vigil.yml chooses (ByteTrack or nvtracker-style IOU), and emits each frame's `result` (its detections and tracks) in order. A
 //! frame that arrives again after its result went out (a replay resending a frame whose result
 //! was lost on the way: in strict order its detections come again, live the camera frame
 //! itself) gets the same result sent again, from a short cache.
@@ -11,7 +11,7 @@
 //!
 //! The preprocessor's `skipped` input says, for each frame it did not send to the detector, why
 //! (interval, busy, bad frame, detector down): such a frame goes out as soon as its turn comes,
-//! with its tracks predicted at their last velocity and marked coasting. A `busy` frame behind a
+//! with its tracks predicted by the tracker's motion model and marked coasting. A `busy` frame behind a
 //! frame whose detections never came was waiting on a dead detector: it goes out `missing`.
 //!
 //! `live` (default) also takes the camera's `frame` input and never waits on the detector for

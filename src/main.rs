@@ -633,6 +633,20 @@ fn check(config: &Path, set: Vec<vigil_config::Override>) -> eyre::Result<()> {
         }
     );
     println!("provider: {:?}", r.config.model.provider);
+    let t = &r.config.tracker;
+    match t.kind {
+        vigil_config::TrackerKind::ByteTrack => println!(
+            "tracker:  bytetrack (detections above {} first, new tracks from {})",
+            t.bytetrack.high_threshold.get(),
+            t.bytetrack.new_track_threshold.get()
+        ),
+        vigil_config::TrackerKind::Iou => println!(
+            "tracker:  iou (IoU ≥ {}, shadow {} frames, probation {})",
+            t.iou_threshold.get(),
+            t.max_age,
+            t.probation_age
+        ),
+    }
     println!("ok");
     Ok(())
 }

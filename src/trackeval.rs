@@ -34,7 +34,20 @@ pub fn run(args: &Args) -> eyre::Result<()> {
         eyre::bail!("--min-confidence {}: a finite number", args.min_confidence);
     }
     let gt = read(&args.ground_truth, args.min_confidence)?;
+    if gt.rows().is_empty() {
+        eyre::bail!(
+            "{}: no ground-truth box (none with conf at least {}): nothing to score against",
+            args.ground_truth.display(),
+            args.min_confidence
+        );
+    }
     let result = read(&args.result, vigil_mot::RESULT_MIN_CONFIDENCE)?;
+    if result.rows().is_empty() {
+        eprintln!(
+            "warning: {}: no box in it: every ground-truth box is a miss",
+            args.result.display()
+        );
+    }
     let m = vigil_mot::evaluate(&gt, &result, vigil_mot::MAX_DISTANCE);
     match args.format {
         // serde_json writes a NaN (motmetrics' 0/0) as null.
@@ -45,6 +58,9 @@ pub fn run(args: &Args) -> eyre::Result<()> {
 }
 
 fn read(path: &Path, min_confidence: f64) -> eyre::Result<Sequence> {
+    if path.is_dir() {
+        eyre::bail!("{}: a folder, not a MOTChallenge file", path.display());
+    }
     let file = std::fs::File::open(path).wrap_err_with(|| format!("{}", path.display()))?;
     let name = path.display().to_string();
     Ok(vigil_mot::parse(

@@ -301,7 +301,20 @@ fn track_bench_covers_every_case_and_is_deterministic() {
         assert!(mota("low", tracker) > mota("medium", tracker), "{first}");
         assert!(mota("medium", tracker) > mota("high", tracker), "{first}");
     }
-    assert_eq!(first.matches("interval 2, ").count(), 3, "{first}");
+    assert_eq!(
+        first
+            .matches("every 2 frames (nvinfer interval=1), ")
+            .count(),
+        3,
+        "{first}"
+    );
+    assert_eq!(
+        first
+            .matches("every 3 frames (nvinfer interval=2), ")
+            .count(),
+        3,
+        "{first}"
+    );
     // A missing data folder is an error that says how to get it.
     let out = vigil()
         .current_dir(root())

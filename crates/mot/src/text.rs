@@ -230,13 +230,25 @@ fn parse_line(input: &str, line: usize, text: &str) -> Result<Row, ParseError> {
             .ok_or_else(|| bad(i, "a finite number"))
     };
     let integer = |i: usize| integer(fields[i]).ok_or_else(|| bad(i, "an integer"));
+    let frame = integer(0)?;
+    if frame < 1 {
+        return Err(bad(0, "a frame number from 1"));
+    }
+    let size = |i: usize| {
+        let v = number(i)?;
+        if v >= 0.0 {
+            Ok(v)
+        } else {
+            Err(bad(i, "a size of 0 or more"))
+        }
+    };
     Ok(Row {
-        frame: integer(0)?,
+        frame,
         id: integer(1)?,
         left: number(2)?,
         top: number(3)?,
-        width: number(4)?,
-        height: number(5)?,
+        width: size(4)?,
+        height: size(5)?,
         conf: number(6)?,
     })
 }
@@ -315,6 +327,16 @@ mod tests {
         );
         let e = read("1,1.5,0,0,10,10,1\n", 1.0).unwrap_err();
         assert_eq!(e.to_string(), "t.txt: line 1: id `1.5` is not an integer");
+        let e = read("0,1,0,0,10,10,1\n", 1.0).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.txt: line 1: frame `0` is not a frame number from 1"
+        );
+        let e = read("1,1,0,0,-10,10,1\n", 1.0).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.txt: line 1: bb_width `-10` is not a size of 0 or more"
+        );
         let e = read("1,1,0,0,10\n", 1.0).unwrap_err();
         assert!(
             matches!(

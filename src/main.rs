@@ -30,6 +30,13 @@ struct Cli {
     command: Command,
 }
 
+/// What `vigil export` writes.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum ExportFormat {
+    Parquet,
+    Mot,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run one node of the dataflow (dora starts these; see dataflow.yml).
@@ -77,6 +84,14 @@ enum Command {
         /// The recording the output was made from: each row's `timestamp_ns`.
         #[arg(long)]
         recording: Option<PathBuf>,
+        /// parquet: every frame, detection and track; mot: the tracks as a MOTChallenge
+        /// result file, for `vigil track-eval`.
+        #[arg(long, value_enum, default_value = "parquet")]
+        format: ExportFormat,
+        /// mot: only the tracks of this class id (e.g. 0, person, against pedestrian ground
+        /// truth).
+        #[arg(long)]
+        class: Option<u32>,
     },
     /// An output (and the audit database of its run) → an HTML page: detections per class
     /// over time, frames without fresh detections, restarts, stalls, crash loops and camera
@@ -397,11 +412,14 @@ fn command() -> eyre::Result<()> {
             output,
             out,
             recording,
+            format,
+            class,
         } => {
             let mut inputs = vec![output.as_path()];
             inputs.extend(recording.as_deref());
-            let n = write_new(&out, &inputs, |tmp| {
-                export::export(&output, recording.as_deref(), tmp)
+            let n = write_new(&out, &inputs, |tmp| match format {
+                ExportFormat::Parquet => export::export(&output, recording.as_deref(), tmp),
+                ExportFormat::Mot => export::export_mot(&output, class, tmp),
             })?;
             println!("{}: {} frames, {} rows", out.display(), n.frames, n.rows);
             Ok(())

@@ -328,3 +328,53 @@ fn track_bench_covers_every_case_and_is_deterministic() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `vigil export --format mot`: a run's tracks as a MOTChallenge result that `vigil track-eval`
+/// reads: one line per shown track of the class, frames from 1; scored against itself, perfect.
+#[test]
+fn a_runs_tracks_export_to_motchallenge_text_that_track_eval_reads() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let expected = root().join("recordings/expected/vtest-100.jsonl");
+    let mot = dir.path().join("tracks.txt");
+    let out = vigil()
+        .args(["export", "--format", "mot", "--class", "0", "-o"])
+        .arg(&mot)
+        .arg(&expected)
+        .output()
+        .expect("vigil runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let persons: usize = std::fs::read_to_string(&expected)
+        .expect("expected output")
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("json");
+            v["tracks"]
+                .as_array()
+                .map_or(0, |t| t.iter().filter(|t| t["class"] == 0).count())
+        })
+        .sum();
+    let text = std::fs::read_to_string(&mot).expect("written");
+    assert!(persons > 100, "the sample has people tracked");
+    assert_eq!(text.lines().count(), persons);
+    assert!(text.starts_with("1,"), "frames from 1: {}", &text[..40]);
+    let out = vigil()
+        .args(["track-eval", "--format", "json"])
+        .arg(&mot)
+        .arg(&mot)
+        .output()
+        .expect("vigil runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = json("self", &out.stdout);
+    assert_eq!(m["mota"].as_f64(), Some(1.0));
+    assert_eq!(m["idf1"].as_f64(), Some(1.0));
+    assert_eq!(m["num_switches"].as_u64(), Some(0));
+    assert_eq!(m["num_objects"].as_u64(), Some(persons as u64));
+}

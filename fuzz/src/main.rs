@@ -352,7 +352,11 @@ fn track(data: &[u8]) {
             })
             .collect();
         for t in &mut trackers {
-            let shown = if inferred { t.update(&dets) } else { t.predict() };
+            let shown = if inferred {
+                t.update(&dets)
+            } else {
+                t.predict()
+            };
             assert!(t.len() <= cap && shown.len() <= cap);
             let mut ids: Vec<u64> = shown.iter().map(|t| t.id).collect();
             ids.dedup();

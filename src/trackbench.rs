@@ -116,18 +116,12 @@ fn load(dir: &Path) -> eyre::Result<Vec<Sequenced>> {
         .map(|p| {
             let file = p.join("gt.txt");
             let shown = file.display().to_string();
-            let text = std::fs::read(&file).wrap_err_with(|| format!("reading {shown}"))?;
-            let truth = vigil_mot::parse(
-                &shown,
-                text.as_slice(),
-                vigil_mot::GROUND_TRUTH_MIN_CONFIDENCE,
-            )?;
+            let truth = crate::trackeval::read(&file, vigil_mot::GROUND_TRUTH_MIN_CONFIDENCE)?;
             let mut boxes = Vec::new();
             for r in truth.rows() {
+                // The parser refuses frames below 1.
                 let frame = u32::try_from(r.frame)
-                    .ok()
-                    .filter(|f| *f >= 1)
-                    .ok_or_else(|| eyre!("{shown}: frame {} is not a frame number", r.frame))?;
+                    .map_err(|_| eyre!("{shown}: frame {} is too large", r.frame))?;
                 let id =
                     u64::try_from(r.id).map_err(|_| eyre!("{shown}: id {} is negative", r.id))?;
                 boxes.push(Truth {

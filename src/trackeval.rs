@@ -57,7 +57,8 @@ pub fn run(args: &Args) -> eyre::Result<()> {
     Ok(())
 }
 
-fn read(path: &Path, min_confidence: f64) -> eyre::Result<Sequence> {
+/// A MOTChallenge file, named by its path in errors.
+pub(crate) fn read(path: &Path, min_confidence: f64) -> eyre::Result<Sequence> {
     if path.is_dir() {
         eyre::bail!("{}: a folder, not a MOTChallenge file", path.display());
     }

@@ -230,19 +230,16 @@ fn bytetrack_replay_is_deterministic_and_matches_its_snapshot() {
             .collect();
         [a[0], a[1], a[2], a[3]]
     };
-    let iou = |a: [f64; 4], b: [f64; 4]| {
-        let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-        let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-        let area = |r: [f64; 4]| (r[2] - r[0]) * (r[3] - r[1]);
-        w * h / (area(a) + area(b) - w * h)
-    };
     let mut second = 0;
     for f in frames.iter().filter(|f| status(f) == "inferred") {
         let dets = f["detections"].as_array().cloned().unwrap_or_default();
         for t in f["tracks"].as_array().into_iter().flatten() {
             let near: Vec<f64> = dets
                 .iter()
-                .filter(|d| d["class"] == t["class"] && iou(bx(&d["box"]), bx(&t["box"])) > 0.5)
+                .filter(|d| {
+                    d["class"] == t["class"]
+                        && vigil_compare::iou(&bx(&d["box"]), &bx(&t["box"])) > 0.5
+                })
                 .filter_map(|d| d["score"].as_f64())
                 .collect();
             if !near.is_empty() && near.iter().all(|&s| s < 0.4) {

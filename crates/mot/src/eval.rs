@@ -102,17 +102,9 @@ pub struct Metrics {
 fn distance(a: &Row, b: &Row) -> f64 {
     let corners = |r: &Row| {
         let (x0, y0) = (r.left - 1.0, r.top - 1.0);
-        (x0, y0, x0 + r.width, y0 + r.height)
+        [x0, y0, x0 + r.width, y0 + r.height]
     };
-    let (ax0, ay0, ax1, ay1) = corners(a);
-    let (bx0, by0, bx1, by1) = corners(b);
-    let iw = (ax1.min(bx1) - ax0.max(bx0)).max(0.0);
-    let ih = (ay1.min(by1) - ay0.max(by0)).max(0.0);
-    let inter = iw * ih;
-    let area = |x0: f64, y0: f64, x1: f64, y1: f64| (x1 - x0).max(0.0) * (y1 - y0).max(0.0);
-    let union = area(ax0, ay0, ax1, ay1) + area(bx0, by0, bx1, by1) - inter;
-    let iou = if inter == 0.0 { 0.0 } else { inter / union };
-    1.0 - iou
+    1.0 - vigil_compare::iou(&corners(a), &corners(b))
 }
 
 /// One ground-truth id's frames.
